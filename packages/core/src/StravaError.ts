@@ -1,0 +1,377 @@
+/**
+ * Strava's error envelope and the failures a caller can match on.
+ *
+ * Strava does not follow RFC 6749 here: there is no `error` field, only
+ * `{"message": "...", "errors": [{"resource": "...", "field": "...", "code": "..."}]}`, and the same body
+ * (`Application`, field `""`, `invalid`) means "wrong client secret" on `/oauth/token` but "unknown access
+ * token" on the API. So a response is classified by status, by `resource`/`field`/`code` and by which
+ * endpoint answered, in one place: `fromResponse`.
+ *
+ * Every error says whether it is `transient` (keep the token, back off, retry) and, in its message, what to
+ * do next. No message contains a token or the client secret: the fields carry only status codes, Strava's
+ * resource/field/code triple and our own descriptions.
+ *
+ * @since 0.1.0
+ */
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as RateLimit from "./RateLimit.js"
+
+/**
+ * One item of the envelope's `errors`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const FaultItem = Schema.Struct({
+  resource: Schema.optionalWith(Schema.String, { default: () => "" }),
+  field: Schema.optionalWith(Schema.String, { default: () => "" }),
+  code: Schema.optionalWith(Schema.String, { default: () => "" })
+})
+
+/**
+ * Strava's error envelope.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Fault = Schema.Struct({
+  message: Schema.optionalWith(Schema.String, { default: () => "" }),
+  errors: Schema.optionalWith(Schema.Array(FaultItem), { default: () => [] })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Fault = typeof Fault.Type
+
+/**
+ * Which endpoint answered; it decides what an ambiguous envelope means.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Endpoint = "token" | "api" | "deauthorize" | "revoke"
+
+/**
+ * The refresh token or the authorization code is invalid, expired, used or revoked. Permanent: the
+ * athlete has to log in again.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidGrant extends Schema.TaggedError<InvalidGrant>()("InvalidGrant", {
+  grant: Schema.Literal("authorization_code", "refresh_token"),
+  status: Schema.Number,
+  resource: Schema.String,
+  field: Schema.String,
+  code: Schema.String
+}) {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return false
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    return this.grant === "refresh_token"
+      ? `Strava rejected the refresh token (${this.status} ${this.resource}/${this.code}): the grant was revoked, ` +
+        "superseded or has expired. Log in again (strava-auth login)."
+      : `Strava rejected the authorization code (${this.status} ${this.resource}/${this.code}): codes are ` +
+        "single-use and short-lived. Start the login again and exchange the new code at once."
+  }
+}
+
+/**
+ * Strava does not accept the client id or secret. Permanent until the configuration is fixed; the grant
+ * itself is kept.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidClient extends Schema.TaggedError<InvalidClient>()("InvalidClient", {
+  status: Schema.Number,
+  field: Schema.String,
+  code: Schema.String
+}) {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return false
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    const which = this.field === "client_id" ? "client id" : "client id or client secret"
+    return `Strava rejected the application's ${which} (${this.status} Application/${this.field || "-"}/${this.code}). ` +
+      "Check STRAVA_CLIENT_ID and STRAVA_CLIENT_SECRET against https://www.strava.com/settings/api."
+  }
+}
+
+/**
+ * The application is inactive (since 2026-06-30, an app whose owner has no subscription). Permanent until
+ * the owner acts; the grant is kept.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AppInactive extends Schema.TaggedError<AppInactive>()("AppInactive", {
+  status: Schema.Number
+}) {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return false
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Strava reports the application as inactive (${this.status} Application/Status/Inactive). The app's ` +
+      "owner must reactivate it (subscription) at https://www.strava.com/settings/api; tokens are kept meanwhile."
+  }
+}
+
+/**
+ * The token lacks a scope the endpoint needs (Strava answers 401, not 403).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class MissingScope extends Schema.TaggedError<MissingScope>()("MissingScope", {
+  status: Schema.Number,
+  scope: Schema.String
+}) {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return false
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `The token lacks the ${this.scope} scope this request needs. Log in again asking for ${this.scope} ` +
+      "and leave it ticked on Strava's authorize page."
+  }
+}
+
+/**
+ * The access token is expired, revoked or unknown to Strava.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  status: Schema.Number,
+  resource: Schema.String,
+  field: Schema.String,
+  code: Schema.String
+}) {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return false
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Strava did not accept the access token (${this.status} ${this.resource || "-"}/${this.field || "-"}/` +
+      `${this.code || "-"}). Refresh it; if that fails too, log in again.`
+  }
+}
+
+const WindowSchema = Schema.Struct({ fifteenMinutes: Schema.Number, daily: Schema.Number })
+
+/**
+ * Over Strava's rate limit. Transient: wait until `retryAt` (epoch milliseconds).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  status: Schema.Number,
+  limit: Schema.OptionFromSelf(WindowSchema),
+  usage: Schema.OptionFromSelf(WindowSchema),
+  readLimit: Schema.OptionFromSelf(WindowSchema),
+  readUsage: Schema.OptionFromSelf(WindowSchema),
+  retryAt: Schema.Number
+}) {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return true
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    const show = (w: Option.Option<{ fifteenMinutes: number; daily: number }>) =>
+      Option.match(w, { onNone: () => "?", onSome: (v) => `${v.fifteenMinutes},${v.daily}` })
+    return `Strava's rate limit is exceeded (usage ${show(this.usage)} of ${show(this.limit)}, read ` +
+      `${show(this.readUsage)} of ${show(this.readLimit)}). Retry after ${new Date(this.retryAt).toISOString()}.`
+  }
+}
+
+/**
+ * Strava answered 5xx (often with an HTML page). Transient.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ServerError extends Schema.TaggedError<ServerError>()("ServerError", {
+  status: Schema.Number
+}) {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return true
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Strava answered ${this.status}: a server-side problem. Retry later; the current token stays usable ` +
+      "until it expires."
+  }
+}
+
+/**
+ * Strava could not be reached, or did not answer in time. Transient.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TransportError extends Schema.TaggedError<TransportError>()("TransportError", {
+  reason: Schema.Literal("Transport", "Timeout"),
+  detail: Schema.String
+}) {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return true
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    return this.reason === "Timeout"
+      ? `Strava did not answer in time (${this.detail}). Retry later; check the network if it persists.`
+      : `Could not reach Strava (${this.detail}). Check the network, proxy and STRAVA_BASE_URL/STRAVA_API_URL.`
+  }
+}
+
+/**
+ * A response that is not what Strava sends: an undecodable body (transient, as Strava's edge sometimes
+ * answers garbage) or a status this library does not know (permanent).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnexpectedResponse extends Schema.TaggedError<UnexpectedResponse>()("UnexpectedResponse", {
+  status: Schema.Number,
+  reason: Schema.Literal("Decode", "Status"),
+  detail: Schema.String
+}) {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return this.reason === "Decode"
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    return this.reason === "Decode"
+      ? `Strava's ${this.status} response could not be decoded (${this.detail}). Retry later.`
+      : `Strava answered an unexpected ${this.status} (${this.detail}). Check the request; report it if it persists.`
+  }
+}
+
+/**
+ * Every failure of a call to Strava.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type StravaError =
+  | InvalidGrant
+  | InvalidClient
+  | AppInactive
+  | MissingScope
+  | Unauthorized
+  | RateLimited
+  | ServerError
+  | TransportError
+  | UnexpectedResponse
+
+/**
+ * Whether a failure is worth retrying with the same grant.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isTransient = (error: { readonly transient?: boolean | undefined }): boolean => error.transient === true
+
+const decodeFault = Schema.decodeUnknownOption(Schema.parseJson(Fault))
+
+/**
+ * Parses an envelope; `None` when the body is not one (HTML, empty, truncated).
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseFault = (body: string): Option.Option<Fault> => decodeFault(body)
+
+const is = (value: string, expected: string) => value.toLowerCase() === expected.toLowerCase()
+
+/**
+ * Classifies a non-2xx response.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromResponse = (options: {
+  readonly endpoint: Endpoint
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly body: string
+  readonly nowMillis: number
+}): StravaError => {
+  const { endpoint, status } = options
+  if (status === 429) {
+    const limits = RateLimit.fromHeaders(options.headers)
+    return new RateLimited({ status, ...limits, retryAt: RateLimit.resetsAt(limits, options.nowMillis) })
+  }
+  if (status >= 500) return new ServerError({ status })
+  const fault = parseFault(options.body)
+  const items = Option.match(fault, { onNone: () => [], onSome: (f) => f.errors })
+  const find = (resource: string) => items.find((item) => is(item.resource, resource))
+
+  const inactive = items.find((i) => is(i.resource, "Application") && is(i.field, "Status") && is(i.code, "Inactive"))
+  if (inactive !== undefined) return new AppInactive({ status })
+
+  const refreshToken = find("RefreshToken")
+  if (refreshToken !== undefined) return new InvalidGrant({ grant: "refresh_token", status, ...refreshToken })
+  const code = find("RequestToken") ?? find("AuthorizationCode")
+  if (code !== undefined) return new InvalidGrant({ grant: "authorization_code", status, ...code })
+
+  const scope = items.find((i) => is(i.resource, "AccessToken") && is(i.code, "missing"))
+  if (scope !== undefined) return new MissingScope({ status, scope: scope.field.replace(/_permission$/, "") })
+
+  const application = find("Application")
+  if (application !== undefined) {
+    // On the token and revoke endpoints `Application` means our credentials; on the API it means the
+    // bearer token is not one Strava issued.
+    if (endpoint === "token" || endpoint === "revoke" || is(application.field, "client_id")) {
+      return new InvalidClient({ status, field: application.field, code: application.code })
+    }
+    return new Unauthorized({ status, ...application })
+  }
+  const athlete = find("Athlete")
+  if (athlete !== undefined || status === 401) {
+    return new Unauthorized({ status, resource: athlete?.resource ?? "", field: athlete?.field ?? "", code: athlete?.code ?? "" })
+  }
+  const described = Option.match(fault, {
+    onNone: () => "no error envelope",
+    onSome: (f) =>
+      [f.message, ...f.errors.map((i) => `${i.resource}/${i.field}/${i.code}`)].filter((s) => s !== "").join(" ")
+  })
+  return new UnexpectedResponse({ status, reason: "Status", detail: described })
+}
+
+/**
+ * Describes a decoding failure by the paths that failed only, never the values (which may be tokens).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromParseError = (status: number, error: ParseResult.ParseError): UnexpectedResponse => {
+  const paths = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
+    issue.path.length === 0 ? "(body)" : issue.path.map(String).join(".")
+  )
+  return new UnexpectedResponse({
+    status,
+    reason: "Decode",
+    detail: `invalid or missing: ${Array.from(new Set(paths)).join(", ")}`
+  })
+}
