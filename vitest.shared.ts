@@ -1,5 +1,6 @@
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+
 import type { ViteUserConfig } from "vitest/config"
 
 const root = path.dirname(fileURLToPath(import.meta.url))

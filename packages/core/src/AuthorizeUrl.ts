@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+
 import type { InvalidScope } from "./AuthorizationError.js"
 import * as StravaScope from "./StravaScope.js"
 

@@ -10,6 +10,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+
 import type { InvalidScope } from "./AuthorizationError.js"
 import { AuthorizationDenied, InsufficientScope, MissingCode, StateMismatch } from "./AuthorizationError.js"
 import * as OAuthState from "./OAuthState.js"
@@ -82,4 +83,3 @@ export const parse = (input: string | URL, options: Options): Effect.Effect<Call
     if (missing.length > 0) return Effect.fail(new InsufficientScope({ missing, granted }))
     return Effect.succeed({ code: Redacted.make(code), scopes: granted, state })
   })
-

@@ -16,6 +16,7 @@
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+
 import * as RateLimit from "./RateLimit.js"
 
 /**
@@ -102,7 +103,9 @@ export class InvalidClient extends Schema.TaggedError<InvalidClient>()("InvalidC
   /** @since 0.1.0 */
   override get message(): string {
     const which = this.field === "client_id" ? "client id" : "client id or client secret"
-    return `Strava rejected the application's ${which} (${this.status} Application/${this.field || "-"}/${this.code}). ` +
+    return `Strava rejected the application's ${which} (${this.status} Application/${
+      this.field || "-"
+    }/${this.code}). ` +
       "Check STRAVA_CLIENT_ID and STRAVA_CLIENT_SECRET against https://www.strava.com/settings/api."
   }
 }
@@ -349,7 +352,12 @@ export const fromResponse = (options: {
   }
   const athlete = find("Athlete")
   if (athlete !== undefined || status === 401) {
-    return new Unauthorized({ status, resource: athlete?.resource ?? "", field: athlete?.field ?? "", code: athlete?.code ?? "" })
+    return new Unauthorized({
+      status,
+      resource: athlete?.resource ?? "",
+      field: athlete?.field ?? "",
+      code: athlete?.code ?? ""
+    })
   }
   const described = Option.match(fault, {
     onNone: () => "no error envelope",

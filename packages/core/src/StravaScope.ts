@@ -8,6 +8,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+
 import { InvalidScope } from "./AuthorizationError.js"
 
 /**
@@ -72,7 +73,9 @@ export const split = (input: string): ReadonlyArray<string> =>
  * @since 0.1.0
  * @category parsing
  */
-export const parse = (input: string | ReadonlyArray<string>): Effect.Effect<ReadonlyArray<StravaScope>, InvalidScope> => {
+export const parse = (
+  input: string | ReadonlyArray<string>
+): Effect.Effect<ReadonlyArray<StravaScope>, InvalidScope> => {
   const items = typeof input === "string" ? split(input) : input.map((item) => item.trim())
   const unknown = items.filter((item) => !is(item))
   if (unknown.length > 0) {

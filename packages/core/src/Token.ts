@@ -13,6 +13,7 @@
 import * as Duration from "effect/Duration"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+
 import { StravaScope } from "./StravaScope.js"
 
 const NullableString = Schema.optional(Schema.NullOr(Schema.String))

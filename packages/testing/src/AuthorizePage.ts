@@ -26,8 +26,7 @@ const descriptions: Record<string, string> = {
  * @category rendering
  */
 export const render = (request: AuthorizeRequest, athleteName: string): string => {
-  const hidden = (name: string, value: string) =>
-    `<input type="hidden" name="${name}" value="${escape(value)}">`
+  const hidden = (name: string, value: string) => `<input type="hidden" name="${name}" value="${escape(value)}">`
   const boxes = request.scopes.map((scope) =>
     `<li><label><input type="checkbox" name="grant" value="${escape(scope)}" checked${
       scope === "read" ? " disabled" : ""

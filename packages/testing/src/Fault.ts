@@ -95,7 +95,9 @@ export class Faults {
       const when = entry.plan.when
       if ("probability" in when && entry.random() >= when.probability) continue
       entry.remaining--
-      const faults: ReadonlyArray<Fault> = Array.isArray(entry.plan.fault) ? entry.plan.fault : [entry.plan.fault as Fault]
+      const faults: ReadonlyArray<Fault> = Array.isArray(entry.plan.fault)
+        ? entry.plan.fault
+        : [entry.plan.fault as Fault]
       return faults[Math.floor(entry.random() * faults.length)] ?? faults[0]
     }
     this.active = this.active.filter((entry) => entry.remaining > 0)
@@ -132,7 +134,11 @@ export const describe = (fault: Fault): string => {
  * @since 0.1.0
  * @category combinators
  */
-export const apply = (fault: Fault, answered: Response | undefined, rateLimitHeaders: Record<string, string>): Outcome => {
+export const apply = (
+  fault: Fault,
+  answered: Response | undefined,
+  rateLimitHeaders: Record<string, string>
+): Outcome => {
   switch (fault._tag) {
     case "ServerError":
       return { _tag: "Respond", response: outagePage(fault.status), delayMillis: 0 }

@@ -14,14 +14,16 @@
  *
  * @since 0.1.0
  */
+import * as Http from "node:http"
+import type * as Net from "node:net"
+
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
-import * as Http from "node:http"
-import type * as Net from "node:net"
+
 import * as AuthorizePage from "./AuthorizePage.js"
 import type * as Fault from "./Fault.js"
 import * as MockStrava from "./MockStrava.js"
@@ -167,13 +169,16 @@ export const make = (
       const form = new URLSearchParams(body)
       const query = new URLSearchParams()
       for (const key of ["client_id", "redirect_uri", "scope", "state", "approval_prompt", "response_type"]) {
-        query.set(key, form.get(key) ?? "")
+        const value = form.get(key)
+        if (value !== null) query.set(key, value)
       }
       const result = await run(Effect.either(mock.approve(`/oauth/authorize?${query}`, {
         deny: form.get("decision") !== "authorize",
         scopes: form.getAll("grant")
       })))
-      return result._tag === "Right" ? redirect(result.right) : { status: result.left.status, headers: {}, body: result.left.body }
+      return result._tag === "Right"
+        ? redirect(result.right)
+        : { status: result.left.status, headers: {}, body: result.left.body }
     }
 
     server.on("request", (req: Http.IncomingMessage, res: Http.ServerResponse) => {
@@ -210,7 +215,12 @@ export const make = (
         }
       }
       handle().catch((error: unknown) => {
-        if (!res.headersSent) send(res, json(400, { message: "Bad Request", errors: [{ resource: "Request", field: "", code: String(error) }] }))
+        if (!res.headersSent) {
+          send(
+            res,
+            json(400, { message: "Bad Request", errors: [{ resource: "Request", field: "", code: String(error) }] })
+          )
+        }
       })
     })
     return { server: { url, apiUrl: urls.apiUrl, port }, mock }
@@ -224,6 +234,8 @@ export const make = (
  */
 export const layer = (options: Options = {}): Layer.Layer<MockServer | MockStrava.MockStrava, Error> =>
   Layer.scopedContext(
-    Effect.map(make(options), ({ mock, server }) =>
-      Context.make(MockServer, server).pipe(Context.add(MockStrava.MockStrava, mock)))
+    Effect.map(
+      make(options),
+      ({ mock, server }) => Context.make(MockServer, server).pipe(Context.add(MockStrava.MockStrava, mock))
+    )
   )

@@ -23,6 +23,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+
 import type * as Fault from "./Fault.js"
 import * as Simulator from "./Simulator.js"
 
@@ -255,6 +256,8 @@ export const httpClient = (mock: MockStravaShape): HttpClient.HttpClient =>
  */
 export const layerClient = (options: Options = {}): Layer.Layer<MockStrava | HttpClient.HttpClient> =>
   Layer.effectContext(
-    Effect.map(make(options), (mock) =>
-      Context.make(MockStrava, mock).pipe(Context.add(HttpClient.HttpClient, httpClient(mock))))
+    Effect.map(
+      make(options),
+      (mock) => Context.make(MockStrava, mock).pipe(Context.add(HttpClient.HttpClient, httpClient(mock)))
+    )
   )

@@ -156,7 +156,6 @@ export interface Request {
   readonly body: string
 }
 
-
 /**
  * What to do with a request: answer it, or misbehave as a fault says.
  *
@@ -436,7 +435,11 @@ export class Simulator {
       expiresAt: nowMillis + this.codeLifetimeMillis,
       used: false
     })
-    this.record(nowMillis, { endpoint: "authorize", method: "GET", clientId: request.app.clientId, status: 302 }, "approved")
+    this.record(
+      nowMillis,
+      { endpoint: "authorize", method: "GET", clientId: request.app.clientId, status: 302 },
+      "approved"
+    )
     return `${base}${join}${state}&code=${code}&scope=${granted.join(",")}`
   }
 
@@ -465,10 +468,14 @@ export class Simulator {
         : undefined
     }
     if (fault !== undefined) {
-      const answered = fault.processed === true || fault._tag === "Slow" ? this.answer(endpoint, request, form, nowMillis) : undefined
+      const answered = fault.processed === true || fault._tag === "Slow"
+        ? this.answer(endpoint, request, form, nowMillis)
+        : undefined
       const outcome = Fault.apply(fault, answered?.response, this.rateLimitHeaders(nowMillis))
       const status = outcome._tag === "Respond" ? outcome.response.status : outcome._tag === "Hang" ? "hang" : "reset"
-      const description = answered === undefined ? `fault ${Fault.describe(fault)}` : `${answered.outcome}, then fault ${Fault.describe(fault)}`
+      const description = answered === undefined
+        ? `fault ${Fault.describe(fault)}`
+        : `${answered.outcome}, then fault ${Fault.describe(fault)}`
       this.record(nowMillis, { ...base, status, fault: Fault.describe(fault) }, description)
       return outcome
     }
@@ -502,16 +509,26 @@ export class Simulator {
   }
 
   private notFound() {
-    return { response: json(404, { message: "Record Not Found", errors: [{ resource: "resource", field: "path", code: "invalid" }] }), outcome: "not found" }
+    return {
+      response: json(404, {
+        message: "Record Not Found",
+        errors: [{ resource: "resource", field: "path", code: "invalid" }]
+      }),
+      outcome: "not found"
+    }
   }
 
   private token(form: URLSearchParams, nowMillis: number) {
     const app = this.apps.get(form.get("client_id") ?? "")
-    if (app === undefined) return { response: badRequest("Application", "client_id", "invalid"), outcome: "invalid client_id" }
+    if (app === undefined) {
+      return { response: badRequest("Application", "client_id", "invalid"), outcome: "invalid client_id" }
+    }
     if (form.get("client_secret") !== app.clientSecret) {
       return { response: authorizationError("Application", "", "invalid"), outcome: "invalid client_secret" }
     }
-    if (!app.active) return { response: envelope(403, "Forbidden", "Application", "Status", "Inactive"), outcome: "app inactive" }
+    if (!app.active) {
+      return { response: envelope(403, "Forbidden", "Application", "Status", "Inactive"), outcome: "app inactive" }
+    }
     switch (form.get("grant_type")) {
       case "authorization_code":
         return this.exchange(app, form.get("code") ?? "", nowMillis)
@@ -572,7 +589,9 @@ export class Simulator {
 
   private refresh(app: App, presented: string, nowMillis: number) {
     const grant = this.refreshTokens.get(presented)
-    if (grant === undefined || grant.revoked || grant.refreshToken !== presented || grant.app.clientId !== app.clientId) {
+    if (
+      grant === undefined || grant.revoked || grant.refreshToken !== presented || grant.app.clientId !== app.clientId
+    ) {
       return { response: badRequest("RefreshToken", "refresh_token", "invalid"), outcome: "invalid refresh token" }
     }
     const current = grant.current

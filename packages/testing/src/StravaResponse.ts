@@ -52,8 +52,12 @@ export const badRequest = (resource: string, field: string, code: string) =>
  * @since 0.1.0
  * @category responses
  */
-export const authorizationError = (resource: string, field: string, code: string, headers: Record<string, string> = {}) =>
-  envelope(401, "Authorization Error", resource, field, code, headers)
+export const authorizationError = (
+  resource: string,
+  field: string,
+  code: string,
+  headers: Record<string, string> = {}
+) => envelope(401, "Authorization Error", resource, field, code, headers)
 
 /**
  * An outage page, as Strava's edge serves it: HTML, not JSON.

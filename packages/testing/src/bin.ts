@@ -6,9 +6,11 @@
  *
  * @since 0.1.0
  */
+import { parseArgs } from "node:util"
+
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
-import { parseArgs } from "node:util"
+
 import * as MockServer from "./MockServer.js"
 import * as Simulator from "./Simulator.js"
 

@@ -1,0 +1,238 @@
+/**
+ * The OAuth steps against Strava, as a service over `@effect/platform`'s `HttpClient`.
+ *
+ * - Parameters go in form bodies, never in URLs (Strava accepts both; the body keeps the secret out of
+ *   logs and proxies). Tokens go only in `Authorization` headers.
+ * - Tracer propagation headers are turned off: Strava is a third party.
+ * - Each attempt has its own timeout; transient failures (network, timeout, 5xx, undecodable body) are
+ *   retried a few times with jittered backoff. A 429 is not retried here: its window is minutes away, and
+ *   the caller decides whether to wait.
+ * - Every non-2xx answer becomes a `StravaError` through `StravaError.fromResponse`.
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+
+import type { InvalidScope } from "./AuthorizationError.js"
+import * as AuthorizeUrl from "./AuthorizeUrl.js"
+import { StravaConfig } from "./StravaConfig.js"
+import * as StravaError from "./StravaError.js"
+import type { StravaScope } from "./StravaScope.js"
+import * as Token from "./Token.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AuthorizeOptions {
+  readonly redirectUri: string
+  readonly scope?: ReadonlyArray<string> | string | undefined
+  readonly approvalPrompt?: AuthorizeUrl.ApprovalPrompt | undefined
+  readonly state?: string | undefined
+  readonly mobile?: boolean | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface StravaOAuthShape {
+  /** The authorize URL for this app (client id and base URL from the config). */
+  readonly authorizeUrl: (options: AuthorizeOptions) => Effect.Effect<string, InvalidScope>
+  /** Exchanges a redirect's code; `scopes` are the granted ones from the redirect (`Callback.parse`). */
+  readonly exchangeCode: (callback: {
+    readonly code: Redacted.Redacted<string> | string
+    readonly scopes: ReadonlyArray<StravaScope>
+  }) => Effect.Effect<Token.TokenSet, StravaError.StravaError>
+  /**
+   * Refreshes a token set. The result keeps the athlete and scopes; its refresh token is the one Strava
+   * returned, which replaces the old one at once: store it before using the access token.
+   */
+  readonly refresh: (tokens: Token.TokenSet) => Effect.Effect<Token.TokenSet, StravaError.StravaError>
+  /** The legacy `POST /oauth/deauthorize` (retired by Strava on 2027-06-01). */
+  readonly deauthorize: (accessToken: Redacted.Redacted<string>) => Effect.Effect<void, StravaError.StravaError>
+  /** `POST /oauth/revoke` (since 2026-06-01): either token revokes the whole grant. */
+  readonly revoke: (
+    token: Redacted.Redacted<string>,
+    hint?: "access_token" | "refresh_token"
+  ) => Effect.Effect<void, StravaError.StravaError>
+  /** `GET {api}/athlete`: checks that a token works, and who it belongs to. */
+  readonly getAthlete: (
+    accessToken: Redacted.Redacted<string>
+  ) => Effect.Effect<Token.SummaryAthlete, StravaError.StravaError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class StravaOAuth extends Context.Tag("@strava-auth/core/StravaOAuth")<StravaOAuth, StravaOAuthShape>() {}
+
+const fromClientError = (error: HttpClientError.HttpClientError): StravaError.StravaError => {
+  if (error._tag === "ResponseError") {
+    return new StravaError.UnexpectedResponse({
+      status: error.response.status,
+      reason: "Decode",
+      detail: `the body could not be read (${error.reason})`
+    })
+  }
+  return new StravaError.TransportError({
+    reason: "Transport",
+    detail: `${error.reason}: ${error.description ?? "request failed"}`
+  })
+}
+
+/**
+ * Builds the service from a `StravaConfig` and an `HttpClient`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpClient.HttpClient> = Effect.gen(
+  function*() {
+    const config = yield* StravaConfig
+    const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+    const retry = Schedule.exponential(Duration.millis(500), 2).pipe(
+      Schedule.jittered,
+      Schedule.intersect(Schedule.recurs(config.retries))
+    )
+
+    const send = <A>(
+      endpoint: StravaError.Endpoint,
+      request: HttpClientRequest.HttpClientRequest,
+      decode: (response: HttpClientResponse.HttpClientResponse) => Effect.Effect<A, StravaError.StravaError>
+    ): Effect.Effect<A, StravaError.StravaError> =>
+      client.execute(request).pipe(
+        Effect.mapError(fromClientError),
+        Effect.flatMap((response) =>
+          response.status >= 200 && response.status < 300
+            ? decode(response)
+            : Effect.flatMap(Effect.zip(readText(response), Clock.currentTimeMillis), ([body, nowMillis]) =>
+              Effect.fail(
+                StravaError.fromResponse({
+                  endpoint,
+                  status: response.status,
+                  headers: response.headers,
+                  body,
+                  nowMillis
+                })
+              ))
+        ),
+        Effect.timeoutFail({
+          duration: config.timeout,
+          onTimeout: () =>
+            new StravaError.TransportError({
+              reason: "Timeout",
+              detail: `no answer within ${Duration.format(config.timeout)}`
+            })
+        }),
+        Effect.retry({
+          schedule: retry,
+          while: (error) => error.transient && error._tag !== "RateLimited"
+        })
+      )
+
+    const readText = (response: HttpClientResponse.HttpClientResponse) =>
+      response.text.pipe(Effect.mapError(fromClientError))
+
+    const decodeJson = <A, I>(schema: Schema.Schema<A, I>) => {
+      const decode = Schema.decodeUnknown(Schema.parseJson(schema))
+      return (response: HttpClientResponse.HttpClientResponse) =>
+        Effect.flatMap(
+          readText(response),
+          (text) => Effect.mapError(decode(text), (error) => StravaError.fromParseError(response.status, error))
+        )
+    }
+
+    const tokenRequest = (params: Record<string, string>) =>
+      HttpClientRequest.post(`${config.baseUrl}/oauth/token`).pipe(
+        HttpClientRequest.acceptJson,
+        HttpClientRequest.bodyUrlParams({
+          client_id: config.clientId,
+          client_secret: Redacted.value(config.clientSecret),
+          ...params
+        })
+      )
+
+    const decodeExchange = decodeJson(Token.ExchangeResponse)
+    const decodeRefresh = decodeJson(Token.RefreshResponse)
+    const decodeAthlete = decodeJson(Token.SummaryAthlete)
+    const ignoreBody = () => Effect.void
+
+    return StravaOAuth.of({
+      authorizeUrl: (options) => AuthorizeUrl.make({ ...options, clientId: config.clientId, baseUrl: config.baseUrl }),
+      exchangeCode: ({ code, scopes }) =>
+        send(
+          "token",
+          tokenRequest({
+            code: Redacted.isRedacted(code) ? Redacted.value(code) : code,
+            grant_type: "authorization_code"
+          }),
+          decodeExchange
+        ).pipe(
+          Effect.map((response) => Token.fromExchange(response, scopes)),
+          Effect.withSpan("StravaOAuth.exchangeCode")
+        ),
+      refresh: (tokens) =>
+        send(
+          "token",
+          tokenRequest({ refresh_token: Redacted.value(tokens.refreshToken), grant_type: "refresh_token" }),
+          decodeRefresh
+        ).pipe(
+          Effect.map((response) => Token.applyRefresh(tokens, response)),
+          Effect.withSpan("StravaOAuth.refresh")
+        ),
+      deauthorize: (accessToken) =>
+        send(
+          "deauthorize",
+          HttpClientRequest.post(`${config.baseUrl}/oauth/deauthorize`).pipe(
+            HttpClientRequest.acceptJson,
+            HttpClientRequest.bearerToken(accessToken)
+          ),
+          ignoreBody
+        ),
+      revoke: (token, hint) =>
+        send(
+          "revoke",
+          HttpClientRequest.post(`${config.baseUrl}/oauth/revoke`).pipe(
+            HttpClientRequest.acceptJson,
+            HttpClientRequest.basicAuth(config.clientId, config.clientSecret),
+            HttpClientRequest.bodyUrlParams({
+              token: Redacted.value(token),
+              ...(hint === undefined ? {} : { token_type_hint: hint })
+            })
+          ),
+          ignoreBody
+        ),
+      getAthlete: (accessToken) =>
+        send(
+          "api",
+          HttpClientRequest.get(`${config.apiUrl}/athlete`).pipe(
+            HttpClientRequest.acceptJson,
+            HttpClientRequest.bearerToken(accessToken)
+          ),
+          decodeAthlete
+        )
+    })
+  }
+)
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<StravaOAuth, never, StravaConfig | HttpClient.HttpClient> = Layer.effect(
+  StravaOAuth,
+  make
+)
