@@ -1,0 +1,363 @@
+/**
+ * The `strava-auth` command line: login, daemon, token, status, refresh, revoke, systemd-unit.
+ *
+ * Every command takes its flags after its name (`strava-auth token --json`), falls back to the environment
+ * for each, and exits with the sysexits code of `DaemonError.exitCodeOf`. Output meant for scripts goes to
+ * stdout (the token, JSON, the unit file, the authorize URL); everything for people goes to stderr.
+ *
+ * @since 0.1.0
+ */
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import type { Token } from "@strava-auth/core"
+import { StravaConfig, StravaOAuth, StravaScope, TokenSource } from "@strava-auth/core"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+
+import * as Daemon from "./Daemon.js"
+import { UsageError } from "./DaemonError.js"
+import * as Login from "./Login.js"
+import * as Refresher from "./Refresher.js"
+import * as Settings from "./Settings.js"
+import * as SocketClient from "./SocketClient.js"
+import * as SystemdUnit from "./SystemdUnit.js"
+import * as TokenFile from "./TokenFile.js"
+
+const optional = (name: string, env: string, description: string) =>
+  Options.text(name).pipe(
+    Options.withDescription(`${description} (env ${env})`),
+    Options.optional
+  )
+
+const common = {
+  tokenFile: optional("token-file", "STRAVA_AUTH_TOKEN_FILE", "the token file"),
+  socket: optional("socket", "STRAVA_AUTH_SOCKET", "the daemon's Unix socket")
+}
+
+const strava = {
+  clientId: optional("client-id", "STRAVA_CLIENT_ID", "the app's numeric Client ID"),
+  refreshMargin: optional(
+    "refresh-margin",
+    "STRAVA_AUTH_REFRESH_MARGIN",
+    "refresh when this little is left, e.g. 45m, 90s (default 45m)"
+  ),
+  stravaUrl: optional("strava-url", "STRAVA_BASE_URL", "Strava's web origin"),
+  apiUrl: optional("api-url", "STRAVA_API_URL", "Strava's API base")
+}
+
+type CommonFlags = { readonly tokenFile: Option.Option<string>; readonly socket: Option.Option<string> }
+type StravaFlags = CommonFlags & {
+  readonly clientId: Option.Option<string>
+  readonly refreshMargin: Option.Option<string>
+  readonly stravaUrl: Option.Option<string>
+  readonly apiUrl: Option.Option<string>
+}
+
+const flagsOf = (flags: Partial<StravaFlags>): Settings.Flags => ({
+  ...Settings.noFlags,
+  ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined))
+})
+
+/** Every command logs to stderr; stdout is for what scripts read. */
+const stderrLogger = Logger.withConsoleError(Logger.logfmtLogger)
+
+const json = Options.boolean("json").pipe(Options.withDescription("print JSON instead of text"))
+
+const print = (line: string) => Console.log(line)
+const say = (line: string) => Console.error(line)
+
+/** The HTTP client and the OAuth service, for the commands that talk to Strava. */
+const oauthLayer = (flags: Partial<StravaFlags>) =>
+  Layer.unwrapEffect(Effect.map(Settings.strava(flagsOf(flags)), (config) =>
+    StravaOAuth.layer.pipe(
+      Layer.provide(Layer.succeed(StravaConfig.StravaConfig, config)),
+      Layer.provide(NodeHttpClient.layerUndici)
+    )))
+
+const tokenLine = (tokens: Token.TokenSet, asJson: boolean) =>
+  asJson ? JSON.stringify(Refresher.tokenJson(tokens)) : Redacted.value(tokens.accessToken)
+
+/**
+ * The token from the file, refreshed under the lock when it is within the margin (no daemon running).
+ * A transient failure with a still-valid token hands out the valid token.
+ */
+const fromFile = (flags: Partial<StravaFlags>, local: Settings.Local, force: boolean) =>
+  Effect.gen(function*() {
+    const read = TokenFile.read(local.tokenFile).pipe(
+      Effect.flatMap(Option.match({
+        onNone: () =>
+          Effect.fail(new TokenSource.LoginRequired({ reason: `There is no token file at ${local.tokenFile}.` })),
+        onSome: Effect.succeed
+      }))
+    )
+    const tokens = yield* read
+    const now = yield* Clock.currentTimeMillis
+    if (!force && !tokens.expiresWithin(local.margin, now)) return tokens
+    return yield* TokenFile.withLock(
+      local.tokenFile,
+      Effect.gen(function*() {
+        const latest = yield* read // someone may have refreshed while we waited for the lock
+        if (!force && !latest.expiresWithin(local.margin, yield* Clock.currentTimeMillis)) return latest
+        const oauth = yield* StravaOAuth.StravaOAuth
+        const fresh = yield* Effect.uninterruptible(
+          Effect.tap(oauth.refresh(latest), (fresh) => TokenFile.write(local.tokenFile, fresh))
+        )
+        return fresh
+      })
+    ).pipe(
+      Effect.provide(oauthLayer(flags)),
+      Effect.catchIf(
+        (e) => "transient" in e && e.transient === true && !force && !tokens.isExpired(now),
+        (e) => Effect.as(say(`warning: could not refresh (${e.message}); the current token is still valid.`), tokens)
+      )
+    )
+  })
+
+const daemonError = (body: string, fallback: string) => {
+  const parsed = SocketClient.json(body)
+  const message = typeof parsed?.["message"] === "string" ? parsed["message"] : fallback
+  return parsed?.["error"] === "needs_login"
+    ? new TokenSource.LoginRequired({ reason: message })
+    : new TokenSource.TokenUnavailable({ reason: message })
+}
+
+const loginCommand = Command.make(
+  "login",
+  {
+    ...common,
+    ...strava,
+    scope: Options.text("scope").pipe(
+      Options.withDescription("scopes to ask for, comma-separated (default read,activity:read)"),
+      Options.withDefault("read,activity:read")
+    ),
+    port: Options.integer("port").pipe(
+      Options.withDescription("fixed callback port on 127.0.0.1 (for ssh -L); default a free one"),
+      Options.withDefault(0)
+    ),
+    noBrowser: Options.boolean("no-browser").pipe(Options.withDescription("only print the URL")),
+    forcePrompt: Options.boolean("force-prompt").pipe(
+      Options.withDescription("always show Strava's authorize page (approval_prompt=force)")
+    ),
+    manual: Options.boolean("manual").pipe(
+      Options.withDescription("no callback server: paste the address the browser ends on")
+    ),
+    timeout: Options.text("timeout").pipe(
+      Options.withDescription("how long to wait for the redirect (default 5m)"),
+      Options.withDefault("5m")
+    )
+  },
+  (flags) =>
+    Effect.gen(function*() {
+      const local = yield* Settings.local(flagsOf(flags))
+      const scopes = yield* StravaScope.parse(flags.scope)
+      if (flags.port < 0 || flags.port > 65535) {
+        return yield* new UsageError({ detail: `--port takes 0-65535; got ${flags.port}.` })
+      }
+      const timeout = Settings.parseDuration(flags.timeout)
+      if (Option.isNone(timeout)) {
+        return yield* new UsageError({
+          detail: `--timeout takes a duration such as 5m or 90s; got "${flags.timeout}".`
+        })
+      }
+      yield* Login.run({
+        tokenFile: local.tokenFile,
+        scopes,
+        port: flags.port,
+        openBrowser: !flags.noBrowser,
+        forcePrompt: flags.forcePrompt,
+        manual: flags.manual,
+        timeout: timeout.value,
+        say: (line) => process.stderr.write(`${line}\n`),
+        print: (line) => process.stdout.write(`${line}\n`)
+      }).pipe(Effect.provide(oauthLayer(flags)))
+    })
+).pipe(Command.withDescription("Log in to Strava in the browser and save the token file."))
+
+const logFormat = Options.choice("log-format", ["logfmt", "json"]).pipe(
+  Options.withDescription("log line format on stderr (env STRAVA_AUTH_LOG_FORMAT)"),
+  Options.optional
+)
+
+const daemonCommand = Command.make("daemon", { ...common, ...strava, logFormat }, (flags) =>
+  Effect.gen(function*() {
+    const local = yield* Settings.local(flagsOf(flags))
+    const format = Option.isSome(flags.logFormat)
+      ? flags.logFormat.value
+      : yield* Config.literal("logfmt", "json")("STRAVA_AUTH_LOG_FORMAT").pipe(
+        Config.withDefault("logfmt" as const),
+        Effect.mapError((e) => new UsageError({ detail: `STRAVA_AUTH_LOG_FORMAT: ${e.message}` }))
+      )
+    const logger = Logger.replace(
+      stderrLogger,
+      Logger.withConsoleError(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
+    )
+    yield* Daemon.run(local).pipe(
+      Effect.provide(oauthLayer(flags)),
+      Effect.provide(logger),
+      Logger.withMinimumLogLevel(LogLevel.Info)
+    )
+  })).pipe(Command.withDescription("Keep the token file fresh and serve the token on the Unix socket."))
+
+const tokenCommand = Command.make("token", { ...common, ...strava, json }, (flags) =>
+  Effect.gen(function*() {
+    const local = yield* Settings.local(flagsOf(flags))
+    const reply = yield* SocketClient.request(local.socket, "GET", "/token.json")
+    if (reply._tag === "Reply") {
+      if (reply.status !== 200) return yield* daemonError(reply.body, `the daemon answered ${reply.status}`)
+      const body = SocketClient.json(reply.body)
+      return yield* print(flags.json ? reply.body : String(body?.["access_token"] ?? ""))
+    }
+    const tokens = yield* fromFile(flags, local, false)
+    yield* print(tokenLine(tokens, flags.json))
+  })).pipe(Command.withDescription("Print a valid access token (from the daemon, else from the file)."))
+
+const statusCommand = Command.make("status", { ...common, json }, (flags) =>
+  Effect.gen(function*() {
+    const local = yield* Settings.local(flagsOf(flags))
+    const file = yield* Effect.either(TokenFile.read(local.tokenFile))
+    const reply = yield* SocketClient.request(local.socket, "GET", "/health")
+    const health = reply._tag === "Reply" ? SocketClient.json(reply.body) : undefined
+    const now = yield* Clock.currentTimeMillis
+    const tokens = file._tag === "Right" ? Option.getOrUndefined(file.right) : undefined
+    const report = {
+      token_file: local.tokenFile,
+      socket: local.socket,
+      athlete: tokens?.athlete ?? null,
+      scope: tokens?.scopes.join(",") ?? null,
+      expires_at: tokens?.expiresAt ?? null,
+      expires_in_seconds: tokens === undefined ? null : Math.floor(tokens.remainingMillis(now) / 1000),
+      file_error: file._tag === "Left" ? file.left.message : null,
+      daemon: reply._tag === "Reply" ? "up" : "down",
+      daemon_status: health?.["status"] ?? null,
+      last_refresh_at: health?.["last_refresh_at"] ?? null,
+      next_refresh_at: health?.["next_refresh_at"] ?? null,
+      consecutive_failures: health?.["consecutive_failures"] ?? null,
+      last_error: health?.["last_error"] ?? null
+    }
+    if (flags.json) yield* print(JSON.stringify(report, null, 2))
+    else {
+      const name = [tokens?.athlete?.firstname, tokens?.athlete?.lastname].filter(Boolean).join(" ")
+      const lines = [
+        ["athlete", tokens === undefined ? "-" : `${name || "?"} (${tokens.athlete?.id ?? "?"})`],
+        ["scopes", report.scope ?? "-"],
+        [
+          "token",
+          tokens === undefined
+            ? (report.file_error ?? "none: run `strava-auth login`")
+            : TokenFile.describeExpiry(tokens, now)
+        ],
+        ["daemon", reply._tag === "Reply" ? `up (${String(report.daemon_status)})` : "down"],
+        ["last refresh", String(report.last_refresh_at ?? "-")],
+        ["next refresh", String(report.next_refresh_at ?? "-")],
+        ["last error", String(report.last_error ?? "-")],
+        ["token file", local.tokenFile],
+        ["socket", local.socket]
+      ]
+      yield* print(lines.map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`).join("\n"))
+    }
+    if (file._tag === "Left") return yield* file.left
+    if (tokens === undefined || report.daemon_status === "needs_login") {
+      return yield* new TokenSource.LoginRequired({ reason: String(report.last_error ?? "No token.") })
+    }
+    if (tokens.isExpired(now)) return yield* new TokenSource.TokenUnavailable({ reason: "the token has expired." })
+  })).pipe(Command.withDescription("Show the athlete, scopes, expiry and the daemon's state."))
+
+const refreshCommand = Command.make("refresh", { ...common, ...strava, json }, (flags) =>
+  Effect.gen(function*() {
+    const local = yield* Settings.local(flagsOf(flags))
+    // Keep trying transient failures for about half a minute, then give up with the reason.
+    const patience = Schedule.exponential("1 second").pipe(Schedule.jittered, Schedule.upTo("25 seconds"))
+    const transient = (e: object) => "transient" in e && e.transient === true
+    const viaDaemon = Effect.gen(function*() {
+      const reply = yield* SocketClient.request(local.socket, "POST", "/refresh", 25_000)
+      if (reply._tag === "Down") return Option.none<string>()
+      if (reply.status === 200) return Option.some(reply.body)
+      const body = SocketClient.json(reply.body)
+      return yield* body?.["transient"] === true
+        ? new TokenSource.TokenUnavailable({ reason: String(body["message"]) })
+        : daemonError(reply.body, `the daemon answered ${reply.status}`)
+    })
+    const fromDaemon = yield* viaDaemon.pipe(Effect.retry({ while: transient, schedule: patience }))
+    if (Option.isSome(fromDaemon)) {
+      const body = SocketClient.json(fromDaemon.value)
+      yield* say(`Refreshed; expires at ${new Date(Number(body?.["expires_at"]) * 1000).toISOString()}.`)
+      if (flags.json) yield* print(fromDaemon.value)
+      return
+    }
+    const tokens = yield* fromFile(flags, local, true).pipe(Effect.retry({ while: transient, schedule: patience }))
+    yield* say(`Refreshed; expires at ${new Date(tokens.expiresAt * 1000).toISOString()}.`)
+    if (flags.json) yield* print(tokenLine(tokens, true))
+  })).pipe(Command.withDescription("Refresh now (through the daemon when it runs)."))
+
+const revokeCommand = Command.make("revoke", { ...common, ...strava }, (flags) =>
+  Effect.gen(function*() {
+    const local = yield* Settings.local(flagsOf(flags))
+    const current = yield* TokenFile.read(local.tokenFile)
+    if (Option.isNone(current)) return yield* say(`No token file at ${local.tokenFile}; nothing to revoke.`)
+    const tokens = current.value
+    yield* Effect.gen(function*() {
+      const oauth = yield* StravaOAuth.StravaOAuth
+      yield* oauth.revoke(tokens.refreshToken, "refresh_token").pipe(
+        // Before 2026-06-01 (or on a server without /oauth/revoke) the legacy endpoint does the job.
+        Effect.catchIf((e) => e._tag === "UnexpectedResponse" && e.reason === "Status", () =>
+          oauth.deauthorize(tokens.accessToken)),
+        // Already revoked at Strava is what we want.
+        Effect.catchIf((e) =>
+          e._tag === "InvalidGrant" || e._tag === "Unauthorized", () => Effect.void)
+      )
+    }).pipe(Effect.provide(oauthLayer(flags)))
+    yield* TokenFile.withLock(local.tokenFile, TokenFile.remove(local.tokenFile))
+    yield* say(`Revoked at Strava and deleted ${local.tokenFile}. Run \`strava-auth login\` to log in again.`)
+  })).pipe(Command.withDescription("Revoke the grant at Strava and delete the token file."))
+
+const systemdCommand = Command.make(
+  "systemd-unit",
+  {
+    user: Options.boolean("user").pipe(Options.withDescription("a user unit (the default)")),
+    system: Options.boolean("system").pipe(Options.withDescription("a system unit"))
+  },
+  (flags) =>
+    flags.user && flags.system
+      ? Effect.fail(new UsageError({ detail: "choose one of --user and --system." }))
+      : print(SystemdUnit.render(flags.system ? "system" : "user", SystemdUnit.thisInstallation()).trimEnd())
+).pipe(Command.withDescription("Print a systemd unit for this installation."))
+
+const root = Command.make("strava-auth").pipe(
+  Command.withDescription(
+    "Log in to Strava once, keep the token fresh, and serve it to scripts on a Unix socket. " +
+      "Exit codes: 0 ok, 1 unexpected, 64 usage, 75 temporary failure, 77 login needed, 78 configuration."
+  ),
+  Command.withSubcommands([
+    loginCommand,
+    daemonCommand,
+    tokenCommand,
+    statusCommand,
+    refreshCommand,
+    revokeCommand,
+    systemdCommand
+  ])
+)
+
+/**
+ * The CLI program for `process.argv`.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const cli = (argv: ReadonlyArray<string>) =>
+  Command.run(root, { name: "strava-auth", version: "0.1.0" })(argv).pipe(
+    Effect.provide(NodeContext.layer),
+    // Commands other than the daemon log only warnings and errors, on stderr.
+    Logger.withMinimumLogLevel(LogLevel.Warning),
+    Effect.provide(Logger.replace(Logger.defaultLogger, stderrLogger))
+  )

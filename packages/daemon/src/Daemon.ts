@@ -1,0 +1,74 @@
+/**
+ * `strava-auth daemon`: the refresher and the socket server, wired together.
+ *
+ * Start-up order (so readiness means something): make the token file's directory, load the file, bind the
+ * socket (refusing to start while another daemon answers on it), watch the directory, then log `started`.
+ * SIGTERM/SIGINT interrupt the loop: an in-flight refresh finishes its write first (it is uninterruptible),
+ * then the socket is closed and removed, and the process exits 0. SIGHUP re-reads the token file.
+ *
+ * @since 0.1.0
+ */
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type { StravaOAuth } from "@strava-auth/core"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
+
+import * as Refresher from "./Refresher.js"
+import type { Local } from "./Settings.js"
+import * as SocketServer from "./SocketServer.js"
+import * as TokenFile from "./TokenFile.js"
+
+/**
+ * Runs until interrupted.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const run = (settings: Local, options: { readonly recheck?: Duration.Duration } = {}) =>
+  Effect.gen(function*() {
+    yield* TokenFile.ensureDirectory(Path.dirname(settings.tokenFile))
+    const refresher = yield* Refresher.make({
+      tokenFile: settings.tokenFile,
+      margin: settings.margin,
+      recheck: options.recheck
+    })
+    const runtime = yield* Effect.runtime<StravaOAuth.StravaOAuth | FileSystem.FileSystem>()
+    const clock = yield* Effect.clock
+    const wake = () => Runtime.runFork(runtime)(refresher.wake)
+    yield* SocketServer.serve(settings.socket, {
+      snapshot: refresher.snapshot,
+      now: () => clock.unsafeCurrentTimeMillis(),
+      refresh: () =>
+        Runtime.runPromise(runtime)(Effect.either(refresher.refreshNow)).then((result) =>
+          result._tag === "Right" ? { ok: true as const } : { ok: false as const, error: result.left }
+        )
+    })
+    // Any change in the token file's directory (a login, another tool, a revoke) wakes the loop, which
+    // compares the file's stamp with the last one it read or wrote.
+    yield* Effect.acquireRelease(
+      Effect.sync(() => Fs.watch(Path.dirname(settings.tokenFile), { persistent: false }, wake)),
+      (watcher) => Effect.sync(() => watcher.close())
+    )
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const onHup = () => {
+          Runtime.runFork(runtime)(Effect.logInfo("SIGHUP: re-reading the token file"))
+          wake()
+        }
+        process.on("SIGHUP", onHup)
+        return onHup
+      }),
+      (onHup) => Effect.sync(() => process.off("SIGHUP", onHup))
+    )
+    yield* Effect.logInfo("started").pipe(Effect.annotateLogs({
+      socket: settings.socket,
+      token_file: settings.tokenFile,
+      refresh_margin: Duration.format(settings.margin),
+      pid: process.pid
+    }))
+    return yield* refresher.run.pipe(Effect.onInterrupt(() => Effect.logInfo("stopping")))
+  }).pipe(Effect.scoped)

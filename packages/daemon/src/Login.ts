@@ -1,0 +1,224 @@
+/**
+ * `strava-auth login`: the browser flow through a loopback redirect.
+ *
+ * A callback server listens on 127.0.0.1 (a free port, or `--port` for `ssh -L`) at `/authorization`.
+ * Strava allows `127.0.0.1` and `localhost` redirects on any port for every app, so no callback-domain
+ * setting is needed. A request whose `state` is not this login's gets a 400 page and the server keeps
+ * waiting for the real redirect (a forged or stale link cannot end the login). The code is exchanged before
+ * the browser is answered, so the page can say who logged in, or exactly what went wrong.
+ *
+ * `--manual` runs no server: the redirect goes to `http://localhost/exchange_token`, where the browser shows
+ * an error page whose address holds the code (as in stravalib's guide); the user pastes that address.
+ *
+ * @since 0.1.0
+ */
+import * as Http from "node:http"
+import * as Readline from "node:readline"
+
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type { StravaScope, Token } from "@strava-auth/core"
+import { Callback, OAuthState, StravaOAuth } from "@strava-auth/core"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
+
+import * as Browser from "./Browser.js"
+import { DaemonFailure, UsageError } from "./DaemonError.js"
+import * as TokenFile from "./TokenFile.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly tokenFile: string
+  readonly scopes: ReadonlyArray<StravaScope.StravaScope>
+  readonly port: number
+  readonly openBrowser: boolean
+  readonly forcePrompt: boolean
+  readonly manual: boolean
+  readonly timeout: Duration.Duration
+  /** Where the URL and progress go (stderr); the URL alone also goes to stdout. */
+  readonly say: (line: string) => void
+  readonly print: (line: string) => void
+}
+
+const escape = (value: string): string =>
+  value.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;" })[c]!)
+
+/**
+ * The small page the browser gets back.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const page = (title: string, body: string, ok: boolean): string =>
+  `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)} | strava-auth</title>` +
+  `<style>body{font-family:sans-serif;max-width:36rem;margin:4rem auto}h1{color:${ok ? "#2a7" : "#c33"}}</style>` +
+  `</head><body><h1 id="result">${escape(title)}</h1><p id="detail">${escape(body)}</p></body></html>`
+
+const athleteName = (tokens: Token.TokenSet): string => {
+  const a = tokens.athlete
+  const name = [a?.firstname, a?.lastname].filter((s) => typeof s === "string" && s !== "").join(" ")
+  return name === "" ? `athlete ${a?.id ?? "?"}` : name
+}
+
+const finish = (tokens: Token.TokenSet, options: Options) =>
+  TokenFile.withLock(options.tokenFile, TokenFile.write(options.tokenFile, tokens)).pipe(
+    Effect.zipRight(Effect.sync(() =>
+      options.say(
+        `Logged in as ${athleteName(tokens)} (scopes ${tokens.scopes.join(",")}); token saved to ${options.tokenFile}.`
+      )
+    )),
+    Effect.as(tokens)
+  )
+
+/**
+ * Runs the login and writes the token file.
+ *
+ * @since 0.1.0
+ * @category login
+ */
+export const run = (options: Options) => options.manual ? manual(options) : loopback(options)
+
+const loopback = (options: Options) =>
+  Effect.gen(function*() {
+    const oauth = yield* StravaOAuth.StravaOAuth
+    const runtime = yield* Effect.runtime<StravaOAuth.StravaOAuth | FileSystem.FileSystem>()
+    const state = yield* OAuthState.generate
+    const done = yield* Deferred.make<Token.TokenSet, unknown>()
+
+    const server = Http.createServer({ requestTimeout: 60_000 })
+    const port = yield* Effect.acquireRelease(
+      Effect.async<number, DaemonFailure>((resume) => {
+        server.once("error", (error: NodeJS.ErrnoException) =>
+          resume(Effect.fail(
+            new DaemonFailure({
+              detail: error.code === "EADDRINUSE"
+                ? `port ${options.port} on 127.0.0.1 is in use; pick another with --port, or omit it for a free one.`
+                : `cannot start the callback server: ${error.message}`,
+              transient: error.code === "EADDRINUSE"
+            })
+          )))
+        server.listen({ host: "127.0.0.1", port: options.port }, () => {
+          const address = server.address()
+          resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : options.port))
+        })
+      }),
+      () =>
+        Effect.async<void>((resume) => {
+          server.close(() => resume(Effect.void))
+          server.closeIdleConnections()
+          setTimeout(() => server.closeAllConnections(), 1000).unref()
+        })
+    )
+    const redirectUri = `http://127.0.0.1:${port}/authorization`
+    const url = yield* oauth.authorizeUrl({
+      redirectUri,
+      scope: options.scopes,
+      state,
+      approvalPrompt: options.forcePrompt ? "force" : "auto"
+    })
+
+    let busy = false
+    server.on("request", (req: Http.IncomingMessage, res: Http.ServerResponse) => {
+      const respond = (status: number, html: string) => {
+        res.writeHead(status, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" })
+        res.end(html)
+      }
+      const target = new URL(req.url ?? "/", redirectUri)
+      if (req.method !== "GET" || target.pathname !== "/authorization") {
+        return respond(404, page("Not found", "This server only answers Strava's redirect at /authorization.", false))
+      }
+      const handle = Effect.gen(function*() {
+        const callback = yield* Effect.either(Callback.parse(target, { state, requiredScopes: options.scopes }))
+        if (callback._tag === "Left") {
+          const error = callback.left
+          if (error._tag === "StateMismatch" || error._tag === "MissingCode") {
+            // Not this login's redirect: refuse it and keep waiting for the real one.
+            options.say(`Refused a redirect: ${error.message}`)
+            return respond(400, page("This link does not belong to this login", error.message, false))
+          }
+          respond(403, page("Login failed", error.message, false))
+          return yield* Deferred.fail(done, error)
+        }
+        if (busy) return respond(409, page("Already logging in", "This login is already exchanging its code.", false))
+        busy = true
+        const tokens = yield* Effect.either(
+          oauth.exchangeCode(callback.right).pipe(Effect.flatMap((t) => finish(t, options)))
+        )
+        if (tokens._tag === "Left") {
+          respond(502, page("Login failed", tokens.left.message, false))
+          return yield* Deferred.fail(done, tokens.left)
+        }
+        respond(
+          200,
+          page(
+            `Logged in as ${athleteName(tokens.right)}`,
+            `strava-auth has saved the token (scopes ${tokens.right.scopes.join(",")}). You can close this tab.`,
+            true
+          )
+        )
+        return yield* Deferred.succeed(done, tokens.right)
+      })
+      Runtime.runFork(runtime)(handle)
+    })
+
+    options.print(url)
+    options.say(`Open this URL in a browser and press Authorize:\n  ${url}`)
+    if (options.openBrowser && (yield* Browser.open(url))) options.say("(opened it in your browser)")
+    options.say(
+      `Waiting for Strava's redirect on ${redirectUri} (up to ${Duration.format(options.timeout)}; Ctrl-C cancels).`
+    )
+    return yield* Deferred.await(done).pipe(
+      Effect.timeoutFail({
+        duration: options.timeout,
+        onTimeout: () =>
+          new DaemonFailure({
+            detail: `no redirect from Strava arrived within ${Duration.format(options.timeout)}. ` +
+              "Run `strava-auth login` again and open the URL it prints.",
+            transient: true
+          })
+      })
+    )
+  }).pipe(Effect.scoped)
+
+const readLine = Effect.async<string | undefined>((resume) => {
+  const rl = Readline.createInterface({ input: process.stdin, terminal: false })
+  let answered = false
+  rl.once("line", (line) => {
+    answered = true
+    rl.close()
+    resume(Effect.succeed(line))
+  })
+  rl.once("close", () => {
+    if (!answered) resume(Effect.succeed(undefined))
+  })
+  return Effect.sync(() => rl.close())
+})
+
+const manual = (options: Options) =>
+  Effect.gen(function*() {
+    const oauth = yield* StravaOAuth.StravaOAuth
+    const state = yield* OAuthState.generate
+    const url = yield* oauth.authorizeUrl({
+      redirectUri: "http://localhost/exchange_token",
+      scope: options.scopes,
+      state,
+      approvalPrompt: options.forcePrompt ? "force" : "auto"
+    })
+    options.print(url)
+    options.say(
+      `Open this URL in a browser and press Authorize:\n  ${url}\n` +
+        "The browser then shows an error page (nothing listens on localhost): that is expected. Copy the whole " +
+        "address from its address bar (it contains code=...) and paste it here, then press Enter:"
+    )
+    const line = yield* readLine.pipe(Effect.timeout(options.timeout), Effect.orElseSucceed(() => undefined))
+    if (line === undefined || line.trim() === "") {
+      return yield* new UsageError({ detail: "no address was pasted. Run `strava-auth login --manual` again." })
+    }
+    const callback = yield* Callback.parse(line.trim(), { state, requiredScopes: options.scopes })
+    const tokens = yield* oauth.exchangeCode(callback)
+    return yield* finish(tokens, options)
+  })

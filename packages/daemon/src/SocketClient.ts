@@ -1,0 +1,63 @@
+/**
+ * The client half of the socket protocol, used by `token`, `status`, `refresh` and the socket token source.
+ *
+ * `Down` means nothing answers (no socket file, or a stale one): the caller then falls back to the file.
+ *
+ * @since 0.1.0
+ */
+import * as Http from "node:http"
+
+import * as Effect from "effect/Effect"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Reply =
+  | { readonly _tag: "Down"; readonly reason: string }
+  | { readonly _tag: "Reply"; readonly status: number; readonly body: string }
+
+/**
+ * One request on the socket, with a deadline.
+ *
+ * @since 0.1.0
+ * @category requests
+ */
+export const request = (
+  socketPath: string,
+  method: "GET" | "POST",
+  path: string,
+  timeoutMillis = 2000
+): Effect.Effect<Reply> =>
+  Effect.async<Reply>((resume) => {
+    const req = Http.request({ socketPath, method, path, headers: { host: "localhost" }, agent: false }, (res) => {
+      const chunks: Array<Buffer> = []
+      res.on("data", (chunk: Buffer) => chunks.push(chunk))
+      res.on("end", () =>
+        resume(Effect.succeed({
+          _tag: "Reply",
+          status: res.statusCode ?? 0,
+          body: Buffer.concat(chunks).toString("utf8")
+        })))
+      res.on("error", (error) => resume(Effect.succeed({ _tag: "Down", reason: error.message })))
+    })
+    req.setTimeout(timeoutMillis, () => req.destroy(new Error(`no answer within ${timeoutMillis} ms`)))
+    req.on("error", (error) => resume(Effect.succeed({ _tag: "Down", reason: error.message })))
+    req.end()
+    return Effect.sync(() => req.destroy())
+  })
+
+/**
+ * Parses a JSON reply body, `undefined` when it is not JSON.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const json = (body: string): Record<string, unknown> | undefined => {
+  try {
+    const value: unknown = JSON.parse(body)
+    return typeof value === "object" && value !== null ? value as Record<string, unknown> : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The systemd units: a user unit (XDG paths, the user's own socket) and a system unit (`StateDirectory=`,
+ * `RuntimeDirectory=`, the client secret through `LoadCredential=`, a dedicated user, strict sandboxing).
+ *
+ * Both restart on failure except on 77 (login needed) and 78 (configuration), where a restart cannot help.
+ * `MemoryDenyWriteExecute=` is deliberately absent: V8's JIT needs writable-executable memory.
+ *
+ * @since 0.1.0
+ */
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Kind = "user" | "system"
+
+/**
+ * `node /path/to/strava-auth.js`: how this installation starts the command.
+ *
+ * @since 0.1.0
+ * @category paths
+ */
+export const thisInstallation = (): string => {
+  const bin = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "bin", "strava-auth.js")
+  return `${process.execPath} ${bin}`
+}
+
+/**
+ * The generic command the shipped files use.
+ *
+ * @since 0.1.0
+ * @category paths
+ */
+export const shippedCommand = "/usr/local/bin/strava-auth"
+
+const common = `Restart=on-failure
+RestartSec=5
+RestartPreventExitStatus=77 78
+ExecReload=/bin/kill -HUP $MAINPID
+KillSignal=SIGTERM
+TimeoutStopSec=30
+UMask=0077
+NoNewPrivileges=yes
+LockPersonality=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+SystemCallArchitectures=native
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6`
+
+/**
+ * The unit file text.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const render = (kind: Kind, command: string = shippedCommand): string =>
+  kind === "user"
+    ? `# strava-auth user service: ~/.config/systemd/user/strava-auth.service
+# Settings: ~/.config/strava-auth/env (STRAVA_CLIENT_ID=..., STRAVA_CLIENT_SECRET_FILE=...), mode 0600.
+# Token file: ~/.local/state/strava-auth/token.json; socket: $XDG_RUNTIME_DIR/strava-auth/token.sock.
+[Unit]
+Description=strava-auth: keeps a Strava access token fresh and serves it on a Unix socket
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=exec
+EnvironmentFile=-%h/.config/strava-auth/env
+ExecStart=${command} daemon
+${common}
+
+[Install]
+WantedBy=default.target
+`
+    : `# strava-auth system service: /etc/systemd/system/strava-auth.service
+# Settings: /etc/strava-auth/env (STRAVA_CLIENT_ID=...); the secret: /etc/strava-auth/client-secret (0600 root).
+# Token file: /var/lib/strava-auth/token.json; socket: /run/strava-auth/token.sock (0600, user strava-auth).
+[Unit]
+Description=strava-auth: keeps a Strava access token fresh and serves it on a Unix socket
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=exec
+User=strava-auth
+Group=strava-auth
+EnvironmentFile=-/etc/strava-auth/env
+LoadCredential=strava-client-secret:/etc/strava-auth/client-secret
+StateDirectory=strava-auth
+StateDirectoryMode=0700
+RuntimeDirectory=strava-auth
+RuntimeDirectoryMode=0700
+ExecStart=${command} daemon
+${common}
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+CapabilityBoundingSet=
+
+[Install]
+WantedBy=multi-user.target
+`

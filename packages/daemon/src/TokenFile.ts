@@ -1,0 +1,350 @@
+/**
+ * The token file: the one place a grant is stored.
+ *
+ * Format (JSON, Strava's field names, so `jq -r .access_token token.json` works):
+ * `version`, `token_type`, `access_token`, `refresh_token`, `expires_at` (epoch seconds), `scope` (granted,
+ * comma list), `athlete` (summary), `updated_at` (ISO time of the write).
+ *
+ * Invariants:
+ * - Written atomically: a temp file in the same directory (created `wx`, mode 0600), written, fsynced,
+ *   renamed over the target, then the directory fsynced. A reader sees the old file or the new one, never a
+ *   mix; after a crash at any point the file parses and holds a refresh token Strava issued.
+ * - Mode 0600 in a 0700 directory (the directory is created 0700 when missing). A file readable by group
+ *   or others is refused with the `chmod` that fixes it; we never widen or silently narrow permissions.
+ * - A malformed file is reported and left alone: nothing is ever overwritten with less.
+ * - Refreshes by different processes (the daemon, `strava-auth token`) are serialized by a lock file next to
+ *   the token file (`token.json.lock`, created `wx`, holding the owner's pid; a lock whose pid is gone is
+ *   stale and taken over).
+ *
+ * @since 0.1.0
+ */
+import * as Path from "node:path"
+
+import * as FileSystem from "@effect/platform/FileSystem"
+import type { Token } from "@strava-auth/core"
+import { StravaScope, Token as TokenModule, TokenStore } from "@strava-auth/core"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+
+import { TokenFileError } from "./DaemonError.js"
+
+/**
+ * The file's current format version.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const version = 1
+
+/**
+ * The file's JSON.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TokenFileJson = Schema.Struct({
+  version: Schema.Literal(version),
+  token_type: Schema.String,
+  access_token: Schema.Redacted(Schema.NonEmptyString),
+  refresh_token: Schema.Redacted(Schema.NonEmptyString),
+  expires_at: Schema.Int,
+  scope: Schema.String,
+  athlete: Schema.optional(Schema.NullOr(TokenModule.SummaryAthlete)),
+  updated_at: Schema.String
+})
+
+const decodeFile = Schema.decodeUnknownEither(Schema.parseJson(TokenFileJson))
+
+/**
+ * Serializes a token set (`updatedAt` in epoch milliseconds).
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encode = (tokens: Token.TokenSet, updatedAt: number): string =>
+  JSON.stringify(
+    {
+      version,
+      token_type: tokens.tokenType,
+      access_token: Redacted.value(tokens.accessToken),
+      refresh_token: Redacted.value(tokens.refreshToken),
+      expires_at: tokens.expiresAt,
+      scope: StravaScope.format(tokens.scopes),
+      athlete: tokens.athlete ?? null,
+      updated_at: new Date(updatedAt).toISOString()
+    },
+    null,
+    2
+  ) + "\n"
+
+/**
+ * Parses the file's text, or says which fields are wrong (never their values).
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decode = (path: string, text: string): Effect.Effect<Token.TokenSet, TokenFileError> => {
+  const parsed = decodeFile(text)
+  if (parsed._tag === "Left") {
+    const paths = ParseResult.ArrayFormatter.formatErrorSync(parsed.left).map((issue) =>
+      issue.path.length === 0 ? "the JSON itself" : issue.path.map(String).join(".")
+    )
+    return Effect.fail(
+      new TokenFileError({
+        path,
+        reason: "Malformed",
+        detail: `it is not a strava-auth token file (bad or missing: ${Array.from(new Set(paths)).join(", ")}). ` +
+          "It was left untouched; run `strava-auth login` to write a new one, or move it away."
+      })
+    )
+  }
+  const file = parsed.right
+  return Effect.succeed(
+    new TokenModule.TokenSet({
+      tokenType: file.token_type,
+      accessToken: file.access_token,
+      refreshToken: file.refresh_token,
+      expiresAt: file.expires_at,
+      scopes: StravaScope.split(file.scope).filter(StravaScope.is),
+      ...(file.athlete === undefined || file.athlete === null ? {} : { athlete: file.athlete })
+    })
+  )
+}
+
+const ioError = (path: string, what: string) => (error: { readonly message: string }) =>
+  new TokenFileError({ path, reason: "Io", detail: `cannot ${what}: ${error.message}` })
+
+/**
+ * What a stat of the file says, to notice a change made by someone else.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stamp {
+  readonly ino: number
+  readonly mtimeMs: number
+  readonly size: number
+}
+
+/**
+ * Reads the file: `None` when there is none; a `TokenFileError` for unsafe permissions or bad content.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const read = (
+  path: string
+): Effect.Effect<Option.Option<Token.TokenSet>, TokenFileError, FileSystem.FileSystem> =>
+  Effect.map(readStamped(path), Option.map(({ tokens }) => tokens))
+
+/**
+ * Reads the file with its stamp.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const readStamped = (
+  path: string
+): Effect.Effect<Option.Option<{ tokens: Token.TokenSet; stamp: Stamp }>, TokenFileError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const info = yield* fs.stat(path).pipe(
+      Effect.map(Option.some),
+      Effect.catchIf(
+        (e) => e._tag === "SystemError" && e.reason === "NotFound",
+        () => Effect.succeed(Option.none())
+      ),
+      Effect.mapError(ioError(path, "stat it"))
+    )
+    if (Option.isNone(info)) return Option.none()
+    const mode = info.value.mode & 0o777
+    if ((mode & 0o077) !== 0) {
+      return yield* new TokenFileError({
+        path,
+        reason: "Permissions",
+        detail: `it is readable by group or others (mode ${mode.toString(8).padStart(4, "0")}), so the tokens in it ` +
+          `may have leaked. Run: chmod 600 ${path} (and consider strava-auth revoke, then login).`
+      })
+    }
+    const text = yield* fs.readFileString(path).pipe(Effect.mapError(ioError(path, "read it")))
+    const tokens = yield* decode(path, text)
+    return Option.some({ tokens, stamp: stampOf(info.value) })
+  })
+
+const stampOf = (info: FileSystem.File.Info): Stamp => ({
+  ino: Number(info.ino ?? 0),
+  mtimeMs: Option.match(info.mtime, { onNone: () => 0, onSome: (d) => d.getTime() }),
+  size: Number(info.size)
+})
+
+/**
+ * The file's stamp, `None` when it does not exist.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const stamp = (path: string): Effect.Effect<Option.Option<Stamp>, never, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) =>
+    fs.stat(path).pipe(
+      Effect.map((info) => Option.some(stampOf(info))),
+      Effect.orElseSucceed(() => Option.none())
+    ))
+
+/**
+ * Creates the directory (and parents) 0700 when missing.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const ensureDirectory = (dir: string): Effect.Effect<void, TokenFileError, FileSystem.FileSystem> =>
+  Effect.flatMap(
+    FileSystem.FileSystem,
+    (fs) =>
+      fs.makeDirectory(dir, { recursive: true, mode: 0o700 }).pipe(
+        Effect.mapError(ioError(dir, "create the directory"))
+      )
+  )
+
+/**
+ * Writes the token set atomically and durably (see the module's invariants).
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const write = (
+  path: string,
+  tokens: Token.TokenSet
+): Effect.Effect<void, TokenFileError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const dir = Path.dirname(path)
+    yield* ensureDirectory(dir)
+    const now = yield* Clock.currentTimeMillis
+    const bytes = new TextEncoder().encode(encode(tokens, now))
+    const suffix = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(6)), (b) =>
+      b.toString(16).padStart(2, "0"))
+      .join("")
+    const tmp = Path.join(dir, `.${Path.basename(path)}.${suffix}.tmp`)
+    yield* Effect.scoped(Effect.gen(function*() {
+      const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
+      yield* file.writeAll(bytes)
+      yield* file.sync
+    })).pipe(
+      Effect.zipRight(fs.rename(tmp, path)),
+      Effect.mapError(ioError(path, "write it")),
+      Effect.onError(() =>
+        fs.remove(tmp, { force: true }).pipe(Effect.ignore)
+      )
+    )
+    // The rename is durable only once the directory entry is on disk.
+    yield* Effect.scoped(Effect.flatMap(fs.open(dir, { flag: "r" }), (d) => d.sync)).pipe(Effect.ignore)
+  }).pipe(Effect.uninterruptible)
+
+/**
+ * Deletes the file (a revoked grant). Missing is fine.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const remove = (path: string): Effect.Effect<void, TokenFileError, FileSystem.FileSystem> =>
+  Effect.flatMap(
+    FileSystem.FileSystem,
+    (fs) => fs.remove(path, { force: true }).pipe(Effect.mapError(ioError(path, "delete it")))
+  )
+
+const pidAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/**
+ * Runs `effect` holding the file's cross-process refresh lock, waiting for it with a deadline.
+ *
+ * @since 0.1.0
+ * @category locking
+ */
+export const withLock = <A, E, R>(
+  path: string,
+  effect: Effect.Effect<A, E, R>,
+  options: { readonly timeout?: Duration.DurationInput } = {}
+): Effect.Effect<A, E | TokenFileError, R | FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const lock = `${path}.lock`
+    yield* ensureDirectory(Path.dirname(path))
+    const take = fs.writeFileString(lock, `${process.pid}\n`, { flag: "wx", mode: 0o600 }).pipe(
+      Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "AlreadyExists", () =>
+        Effect.gen(function*() {
+          const owner = Number((yield* fs.readFileString(lock).pipe(Effect.orElseSucceed(() => ""))).trim())
+          if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && !pidAlive(owner)) {
+            yield* fs.remove(lock, { force: true }).pipe(Effect.ignore) // stale: its owner died
+          }
+          return yield* Effect.fail("busy" as const)
+        })),
+      Effect.mapError((e) =>
+        e === "busy"
+          ? e
+          : new TokenFileError({ path: lock, reason: "Io", detail: `cannot take the refresh lock: ${e.message}` })
+      )
+    )
+    yield* take.pipe(
+      Effect.retry({
+        while: (e) => e === "busy",
+        schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo(options.timeout ?? "30 seconds"))
+      }),
+      Effect.mapError((e) =>
+        e === "busy"
+          ? new TokenFileError({
+            path: lock,
+            reason: "Io",
+            detail: "another strava-auth process has held the refresh lock too long; if none runs, delete the lock"
+          })
+          : e
+      )
+    )
+    return yield* effect.pipe(Effect.ensuring(fs.remove(lock, { force: true }).pipe(Effect.ignore)))
+  })
+
+/**
+ * Core's `TokenStore` over the file, for apps that own their grant through a file.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStore = (path: string): Layer.Layer<TokenStore.TokenStore, never, FileSystem.FileSystem> =>
+  Layer.effect(
+    TokenStore.TokenStore,
+    Effect.map(FileSystem.FileSystem, (fs) => {
+      const provide = Effect.provideService(FileSystem.FileSystem, fs)
+      const toStoreError = (operation: "get" | "set") => (e: TokenFileError) =>
+        new TokenStore.TokenStoreError({ operation, location: path, detail: e.detail })
+      return TokenStore.TokenStore.of({
+        get: read(path).pipe(provide, Effect.mapError(toStoreError("get"))),
+        set: (tokens) => write(path, tokens).pipe(provide, Effect.mapError(toStoreError("set")))
+      })
+    })
+  )
+
+/**
+ * "expires in 5h 59m" / "expired 3m ago", for `status`.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const describeExpiry = (tokens: Token.TokenSet, nowMillis: number): string => {
+  const left = tokens.remainingMillis(nowMillis)
+  return left <= 0 ?
+    `expired ${Duration.format(Duration.millis(-left - (-left % 1000)))} ago` :
+    `expires in ${Duration.format(Duration.millis(left - (left % 1000)))}`
+}

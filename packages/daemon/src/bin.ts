@@ -1,0 +1,40 @@
+/**
+ * The `strava-auth` executable: runs the CLI and maps every failure to its exit code.
+ *
+ * @since 0.1.0
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+
+import { cli } from "./Cli.js"
+import { exitCodeOf } from "./DaemonError.js"
+
+const program = cli(process.argv).pipe(
+  Effect.tapErrorCause((cause) =>
+    Effect.sync(() => {
+      const failure = Cause.failureOption(cause)
+      if (Option.isSome(failure)) {
+        const error = failure.value
+        // @effect/cli has already printed its own usage errors.
+        if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "ValidationError") return
+        const message = error instanceof Error ? error.message : String(error)
+        process.stderr.write(`strava-auth: ${message}\n`)
+      } else if (!Cause.isInterruptedOnly(cause)) {
+        process.stderr.write(`strava-auth: unexpected failure:\n${Cause.pretty(cause)}\n`)
+      }
+    })
+  )
+)
+
+NodeRuntime.runMain(program, {
+  disableErrorReporting: true,
+  disablePrettyLogger: true,
+  teardown: (exit, onExit) => {
+    if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return onExit(0)
+    const failure = Cause.failureOption(exit.cause)
+    onExit(Option.isSome(failure) ? exitCodeOf(failure.value) : 1)
+  }
+})

@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+// `pnpm start`: strava-auth end to end, with no Strava account.
+//
+// 1. starts the mock Strava (@strava-auth/testing) with short token lifetimes,
+// 2. runs `strava-auth login --no-browser` and plays the athlete pressing Authorize on the mock's page,
+// 3. starts `strava-auth daemon` against the mock,
+// 4. reads the token from the daemon's Unix socket every few seconds, as `curl --unix-socket` would,
+//    and shows it being refreshed before it expires.
+//
+// Ctrl-C stops everything cleanly. Options: --seconds N (stop by itself after N seconds),
+// --lifetime SECONDS (access-token lifetime at the mock, default 60).
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Http from "node:http"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
+
+const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
+const mockBin = Path.join(root, "packages/testing/bin/strava-mock.js")
+const authBin = Path.join(root, "packages/daemon/bin/strava-auth.js")
+
+const { values } = parseArgs({
+  options: { seconds: { type: "string" }, lifetime: { type: "string", default: "60" } }
+})
+const lifetime = Number(values.lifetime)
+const seconds = values.seconds === undefined ? undefined : Number(values.seconds)
+if (!(lifetime >= 6) || (seconds !== undefined && !(seconds > 0))) {
+  console.error("usage: node scripts/demo.mjs [--seconds N] [--lifetime SECONDS (>= 6)]")
+  process.exit(64)
+}
+
+const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "strava-auth-demo-"))
+const socket = Path.join(dir, "run", "token.sock")
+const tokenFile = Path.join(dir, "state", "token.json")
+const children = []
+const show = (token) => (token.length > 12 ? `${token.slice(0, 8)}…` : token) // a habit worth keeping
+
+const start = (args, env = {}) => {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
+  children.push(child)
+  return child
+}
+const firstLine = (stream) => new Promise((resolve) => createInterface({ input: stream }).once("line", resolve))
+const exited = (child) => new Promise((resolve) => child.once("exit", (code) => resolve(code)))
+
+let stopping = false
+const stop = async (code) => {
+  if (stopping) return
+  stopping = true
+  for (const child of children.reverse()) {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM")
+      await exited(child)
+    }
+  }
+  Fs.rmSync(dir, { recursive: true, force: true })
+  process.exit(code)
+}
+process.on("SIGINT", () => {
+  console.log("\nStopping (the daemon removes its socket on SIGTERM)…")
+  stop(0)
+})
+process.on("SIGTERM", () => stop(0))
+
+const fetchManual = (url, init) => fetch(url, { redirect: "manual", ...init })
+
+const getSocket = (path) =>
+  new Promise((resolve) => {
+    const req = Http.request({ socketPath: socket, path, headers: { host: "localhost" } }, (res) => {
+      let body = ""
+      res.on("data", (d) => (body += d))
+      res.on("end", () => resolve({ status: res.statusCode, body }))
+    })
+    req.on("error", (error) => resolve({ status: 0, body: error.message }))
+    req.end()
+  })
+
+// 1. The mock Strava.
+const threshold = Math.floor(lifetime * 2 / 3)
+const mock = start([mockBin, "--access-token-lifetime", `${lifetime}s`, "--refresh-threshold", `${threshold}s`])
+const baseUrl = await firstLine(mock.stdout)
+console.log(
+  `mock Strava:   ${baseUrl}  (access tokens live ${lifetime}s; a new one is minted in the last ${threshold}s)`
+)
+
+const env = {
+  STRAVA_CLIENT_ID: "12345",
+  STRAVA_CLIENT_SECRET: "mock-client-secret-0123456789abcdef",
+  STRAVA_BASE_URL: baseUrl,
+  STRAVA_API_URL: `${baseUrl}/api/v3`,
+  STRAVA_AUTH_TOKEN_FILE: tokenFile,
+  STRAVA_AUTH_SOCKET: socket,
+  STRAVA_AUTH_REFRESH_MARGIN: `${Math.floor(threshold * 3 / 4)}s`
+}
+
+// 2. Log in, playing the athlete.
+console.log("\n$ strava-auth login --no-browser")
+const login = start([authBin, "login", "--no-browser"], env)
+login.stderr.on("data", (d) => process.stdout.write(`  login | ${d}`.replace(/\n(?=.)/g, "\n  login | ")))
+const authorizeUrl = await firstLine(login.stdout)
+const page = await fetchManual(authorizeUrl)
+console.log(`  athlete | opened the authorize page (${page.status}); pressing Authorize`)
+const query = new URL(authorizeUrl).searchParams
+const form = new URLSearchParams(query)
+form.set("decision", "authorize")
+for (const scope of (query.get("scope") ?? "").split(",")) form.append("grant", scope)
+const accepted = await fetchManual(`${baseUrl}/oauth/accept`, { method: "POST", body: form })
+const callback = await fetchManual(accepted.headers.get("location"))
+console.log(`  browser | ${(await callback.text()).match(/<h1[^>]*>([^<]*)</)?.[1] ?? callback.status}`)
+const loginCode = await exited(login)
+if (loginCode !== 0) {
+  console.error(`login failed with exit code ${loginCode}`)
+  await stop(1)
+}
+
+// 3. The daemon.
+console.log(`\n$ strava-auth daemon`)
+const daemon = start([authBin, "daemon"], env)
+daemon.stderr.on("data", (d) => process.stdout.write(`  daemon | ${d}`.replace(/\n(?=.)/g, "\n  daemon | ")))
+daemon.once("exit", (code) => {
+  if (!stopping) {
+    console.error(`the daemon exited (${code})`)
+    stop(1)
+  }
+})
+
+// 4. Scripts read the token from the socket (once the daemon answers on it).
+for (const until = Date.now() + 10_000; (await getSocket("/health")).status === 0;) {
+  if (Date.now() > until) {
+    console.error("the daemon did not open its socket within 10 s")
+    await stop(1)
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100))
+}
+const deadline = seconds === undefined ? Infinity : Date.now() + seconds * 1000
+let last
+let refreshes = 0
+console.log(`\nReading the token as a script would: curl --unix-socket ${socket} http://localhost/token`)
+console.log("(Ctrl-C stops the demo)\n")
+while (!stopping && Date.now() < deadline) {
+  const { body, status } = await getSocket("/token")
+  const health = await getSocket("/health")
+  if (status === 200) {
+    const info = JSON.parse(health.body)
+    const note = last === undefined ? "first token" : body !== last ? "REFRESHED: a new token" : "same token"
+    if (last !== undefined && body !== last) refreshes++
+    console.log(
+      `  ${new Date().toISOString().slice(11, 19)}  GET /token → ${show(body)}  (${note}; expires ` +
+        `${new Date(info.expires_at * 1000).toISOString().slice(11, 19)}, next refresh ` +
+        `${String(info.next_refresh_at).slice(11, 19)})`
+    )
+    last = body
+  } else if (status !== 0) console.log(`  GET /token → ${status} ${body}`)
+  await new Promise((resolve) => setTimeout(resolve, Math.min(5000, Math.max(0, deadline - Date.now()))))
+}
+console.log(`\nDone: ${refreshes} refresh(es) seen on the socket.`)
+await stop(refreshes > 0 || seconds === undefined ? 0 : 1)
