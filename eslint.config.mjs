@@ -18,7 +18,8 @@ export default tseslint.config(
           quoteStyle: "alwaysDouble",
           trailingCommas: "never",
           operatorPosition: "maintain",
-          "arrowFunction.useParentheses": "force"
+          "arrowFunction.useParentheses": "force",
+          "module.sortImportDeclarations": "maintain"
         }
       }],
       "simple-import-sort/imports": "error",

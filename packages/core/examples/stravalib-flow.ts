@@ -9,10 +9,10 @@
  *
  * It prints the URL to open, then reads the address the browser ended on from stdin.
  */
+import * as Terminal from "@effect/platform/Terminal"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as Terminal from "@effect/platform/Terminal"
 import { Callback, OAuthState, StravaConfig, StravaOAuth } from "@strava-auth/core"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
