@@ -103,7 +103,6 @@ export const exitCodeOf = (error: unknown): number => {
   if (typeof error !== "object" || error === null || !("_tag" in error)) return ExitCode.unexpected
   switch (error._tag) {
     case "UsageError":
-    case "ValidationError":
       return ExitCode.usage
     case "LoginRequired":
     case "InvalidGrant":

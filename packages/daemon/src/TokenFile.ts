@@ -60,7 +60,7 @@ export const TokenFileJson = Schema.Struct({
   updated_at: Schema.String
 })
 
-const decodeFile = Schema.decodeUnknownEither(Schema.parseJson(TokenFileJson))
+const decodeFile = Schema.decodeUnknownEither(Schema.parseJson(TokenFileJson), { errors: "all" })
 
 /**
  * Serializes a token set (`updatedAt` in epoch milliseconds).

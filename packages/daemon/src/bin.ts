@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -19,7 +20,7 @@ const program = cli(process.argv).pipe(
       if (Option.isSome(failure)) {
         const error = failure.value
         // @effect/cli has already printed its own usage errors.
-        if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "ValidationError") return
+        if (ValidationError.isValidationError(error)) return
         const message = error instanceof Error ? error.message : String(error)
         process.stderr.write(`strava-auth: ${message}\n`)
       } else if (!Cause.isInterruptedOnly(cause)) {
@@ -35,6 +36,7 @@ NodeRuntime.runMain(program, {
   teardown: (exit, onExit) => {
     if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return onExit(0)
     const failure = Cause.failureOption(exit.cause)
-    onExit(Option.isSome(failure) ? exitCodeOf(failure.value) : 1)
+    if (Option.isNone(failure)) return onExit(1)
+    onExit(ValidationError.isValidationError(failure.value) ? 64 : exitCodeOf(failure.value))
   }
 })

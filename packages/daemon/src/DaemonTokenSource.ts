@@ -1,0 +1,129 @@
+/**
+ * Token sources for Effect apps on the same machine as the daemon, for core's authenticated `StravaClient`.
+ *
+ * Neither refreshes by itself: the daemon owns the grant, so an app can never race it over a rotated refresh
+ * token. Both fail with core's typed errors: `LoginRequired` (no token, the grant is gone) and
+ * `TokenUnavailable` (the daemon is down or has no valid token right now: try again).
+ *
+ * - `layerSocket(path)` asks the daemon's socket for each token; `invalidate` asks it to refresh
+ *   (`POST /refresh`), which the daemon does single-flight.
+ * - `layerFile(path)` reads the token file the daemon keeps current; a read happens only when the file
+ *   changed (its stamp) or the cached token is expired.
+ *
+ * @since 0.1.0
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import type { Token } from "@strava-auth/core"
+import { TokenSource } from "@strava-auth/core"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+
+import * as SocketClient from "./SocketClient.js"
+import * as TokenFile from "./TokenFile.js"
+
+const fromReply = (reply: SocketClient.Reply, socketPath: string) => {
+  if (reply._tag === "Down") {
+    return Effect.fail(
+      new TokenSource.TokenUnavailable({
+        reason: `the strava-auth daemon does not answer on ${socketPath} (${reply.reason}). Is it running?`
+      })
+    )
+  }
+  const body = SocketClient.json(reply.body)
+  if (reply.status === 200 && typeof body?.["access_token"] === "string") {
+    return Effect.succeed(Redacted.make(body["access_token"]))
+  }
+  const message = typeof body?.["message"] === "string" ? body["message"] : `the daemon answered ${reply.status}.`
+  return Effect.fail(
+    body?.["error"] === "needs_login"
+      ? new TokenSource.LoginRequired({ reason: message })
+      : new TokenSource.TokenUnavailable({ reason: message })
+  )
+}
+
+/**
+ * Asks the daemon's socket.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeSocket = (socketPath: string): TokenSource.TokenSourceShape => ({
+  get: Effect.flatMap(SocketClient.request(socketPath, "GET", "/token.json"), (reply) => fromReply(reply, socketPath)),
+  invalidate: (rejected) =>
+    Effect.flatMap(SocketClient.request(socketPath, "GET", "/token.json"), (reply) => fromReply(reply, socketPath))
+      .pipe(
+        Effect.flatMap((current) =>
+          Redacted.value(current) !== Redacted.value(rejected)
+            ? Effect.succeed(current)
+            : Effect.flatMap(
+              SocketClient.request(socketPath, "POST", "/refresh", 30_000),
+              (reply) => fromReply(reply, socketPath)
+            )
+        )
+      )
+})
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSocket = (socketPath: string): Layer.Layer<TokenSource.TokenSource> =>
+  Layer.succeed(TokenSource.TokenSource, makeSocket(socketPath))
+
+/**
+ * Reads the daemon's token file.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeFile = (path: string): Effect.Effect<TokenSource.TokenSourceShape, never, FileSystem.FileSystem> =>
+  Effect.map(FileSystem.FileSystem, (fs) => {
+    let cached: { readonly stamp: TokenFile.Stamp; readonly tokens: Token.TokenSet } | undefined
+    const load = Effect.gen(function*() {
+      const stamp = yield* TokenFile.stamp(path)
+      if (Option.isNone(stamp)) {
+        return yield* new TokenSource.LoginRequired({ reason: `There is no token file at ${path}.` })
+      }
+      const same = cached !== undefined && cached.stamp.ino === stamp.value.ino &&
+        cached.stamp.mtimeMs === stamp.value.mtimeMs && cached.stamp.size === stamp.value.size
+      if (!same) {
+        const read = yield* TokenFile.readStamped(path).pipe(
+          Effect.mapError((e) => new TokenSource.LoginRequired({ reason: e.message }))
+        )
+        if (Option.isNone(read)) {
+          return yield* new TokenSource.LoginRequired({ reason: `There is no token file at ${path}.` })
+        }
+        cached = read.value
+      }
+      const tokens = cached!.tokens
+      if (tokens.isExpired(yield* Clock.currentTimeMillis)) {
+        return yield* new TokenSource.TokenUnavailable({
+          reason: `the token in ${path} has expired; is the strava-auth daemon running?`
+        })
+      }
+      return tokens.accessToken
+    }).pipe(Effect.provideService(FileSystem.FileSystem, fs))
+    return {
+      get: load,
+      // The daemon refreshes; a rejected token is only replaced once the daemon has written a new one.
+      invalidate: (rejected) =>
+        Effect.flatMap(load, (token) =>
+          Redacted.value(token) !== Redacted.value(rejected)
+            ? Effect.succeed(token)
+            : Effect.fail(
+              new TokenSource.TokenUnavailable({
+                reason: "Strava refused the token in the file; the daemon will replace it."
+              })
+            ))
+    }
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFile = (path: string): Layer.Layer<TokenSource.TokenSource, never, FileSystem.FileSystem> =>
+  Layer.effect(TokenSource.TokenSource, makeFile(path))

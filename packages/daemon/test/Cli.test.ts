@@ -1,0 +1,392 @@
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+
+import { assert, describe, it } from "@effect/vitest"
+import { MockServer, Simulator } from "@strava-auth/testing"
+import * as Effect from "effect/Effect"
+
+import { daemon, eventually, login, run, sandbox, socketGet, start } from "./harness.js"
+
+// Short lifetimes so refreshes happen within seconds: tokens live 8 s, a new one is minted in the last 6 s,
+// and the daemon refreshes 4 s before expiry.
+const fast = { accessTokenLifetimeMillis: 8_000, refreshThresholdMillis: 6_000 }
+
+const withMock = <A, E>(
+  f: (
+    server: MockServer.MockServerShape,
+    mock: import("@strava-auth/testing").MockStrava.MockStravaShape
+  ) => Effect.Effect<A, E, import("effect/Scope").Scope>,
+  options: MockServer.Options = {}
+) => Effect.scoped(Effect.flatMap(MockServer.make(options), ({ mock, server }) => f(server, mock)))
+
+const readJson = (file: string) => JSON.parse(Fs.readFileSync(file, "utf8"))
+
+describe("strava-auth login", () => {
+  it.live("logs in through the loopback callback and writes a 0600 token file in a 0700 directory", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        const { page, result, url } = yield* login(box, server)
+        assert.strictEqual(result.code, 0, result.stderr)
+        assert.match(url, /redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A\d+%2Fauthorization/)
+        assert.match(url, /scope=read%2Cactivity%3Aread/)
+        assert.strictEqual(page.status, 200)
+        assert.include(page.text, "Logged in as Marianne Mock")
+        assert.include(result.stderr, "Logged in as Marianne Mock")
+        const json = readJson(box.tokenFile)
+        assert.strictEqual(json.scope, "read,activity:read")
+        assert.strictEqual(json.athlete.id, Simulator.defaultAthlete.id)
+        assert.strictEqual(Fs.statSync(box.tokenFile).mode & 0o777, 0o600)
+        assert.strictEqual(Fs.statSync(Path.dirname(box.tokenFile)).mode & 0o777, 0o700)
+      })
+    ))
+
+  it.live("refuses a forged redirect with 400 and keeps waiting for the real one", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        const child = start(["login", "--no-browser"], box.env)
+        const chunks: Array<string> = []
+        child.stdout!.on("data", (d: string) => chunks.push(d))
+        const url = yield* eventually(async () => chunks.join("").split("\n")[0] || undefined, 10_000, "the URL")
+        const redirect = new URL(url).searchParams.get("redirect_uri")!
+        const forged = yield* Effect.promise(() => fetch(`${redirect}?state=forged&code=evil&scope=read`))
+        assert.strictEqual(forged.status, 400)
+        assert.include(yield* Effect.promise(() => forged.text()), "does not belong to this login")
+        assert.isNull(child.exitCode)
+        // now the real approval
+        const query = new URL(url).searchParams
+        const form = new URLSearchParams(query)
+        form.set("decision", "authorize")
+        form.append("grant", "activity:read")
+        const accepted = yield* Effect.promise(() =>
+          fetch(`${server.url}/oauth/accept`, { method: "POST", body: form, redirect: "manual" })
+        )
+        const page = yield* Effect.promise(() => fetch(accepted.headers.get("location")!))
+        assert.strictEqual(page.status, 200)
+        const code = yield* Effect.promise(() =>
+          new Promise((r) => child.exitCode !== null ? r(child.exitCode) : child.once("exit", r))
+        )
+        assert.strictEqual(code, 0)
+      })
+    ))
+
+  it.live("a denial is a clear message on both sides and exit 77", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        const { page, result } = yield* login(box, server, { approve: false })
+        assert.strictEqual(result.code, 77)
+        assert.include(result.stderr, "denied access")
+        assert.include(page.text, "denied access")
+        assert.isFalse(Fs.existsSync(box.tokenFile))
+      })
+    ))
+
+  it.live("a required scope unticked is refused, naming it (exit 77)", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        const { page, result } = yield* login(box, server, { grant: [] })
+        assert.strictEqual(result.code, 77)
+        assert.include(result.stderr, "activity:read")
+        assert.include(page.text, "activity:read")
+      })
+    ))
+
+  it.live("--manual reads the pasted address", () =>
+    withMock((server, mock) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        const child = start(["login", "--manual"], box.env)
+        const out: Array<string> = []
+        child.stdout!.on("data", (d: string) => out.push(d))
+        const exited = new Promise<number | null>((r) => child.once("exit", r))
+        const url = yield* eventually(async () => out.join("").split("\n")[0] || undefined, 10_000, "the URL")
+        assert.include(url, "redirect_uri=http%3A%2F%2Flocalhost%2Fexchange_token")
+        const redirect = yield* mock.approve(url)
+        child.stdin!.end(`${redirect}\n`)
+        assert.strictEqual(yield* Effect.promise(() => exited), 0)
+        assert.isTrue(Fs.existsSync(box.tokenFile))
+      })
+    ))
+
+  it.live("an unknown scope is refused before any request (exit 78)", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const result = yield* run(["login", "--no-browser", "--scope", "read,write"], sandbox(server).env)
+        assert.strictEqual(result.code, 78)
+        assert.include(result.stderr, "Unknown Strava scope \"write\"")
+      })
+    ))
+})
+
+describe("strava-auth daemon", () => {
+  it.live("serves the token on a 0600 socket, refreshes before expiry and persists each rotation", () =>
+    withMock((server, mock) =>
+      Effect.gen(function*() {
+        const box = sandbox(server, { STRAVA_AUTH_REFRESH_MARGIN: "4s" })
+        assert.strictEqual((yield* login(box, server)).result.code, 0)
+        const first = readJson(box.tokenFile).access_token as string
+        yield* daemon(box)
+        const socketMode = Fs.statSync(box.socket).mode & 0o777
+        assert.strictEqual(socketMode, 0o600)
+        assert.strictEqual(Fs.statSync(Path.dirname(box.socket)).mode & 0o777, 0o700)
+        const served = yield* Effect.promise(() => socketGet(box.socket, "/token"))
+        assert.deepStrictEqual(served, { _tag: "Reply", status: 200, body: first })
+        const fresh = yield* eventually(
+          async () => {
+            const reply = await socketGet(box.socket, "/token")
+            return reply._tag === "Reply" && reply.status === 200 && reply.body !== first ? reply.body : undefined
+          },
+          20_000,
+          "a refreshed token on the socket"
+        )
+        const file = readJson(box.tokenFile)
+        assert.strictEqual(file.access_token, fresh)
+        assert.strictEqual(file.refresh_token, yield* mock.liveRefreshToken())
+        const json = yield* Effect.promise(() => socketGet(box.socket, "/token.json"))
+        assert.strictEqual(json._tag === "Reply" && JSON.parse(json.body).athlete_id, Simulator.defaultAthlete.id)
+        const health = yield* Effect.promise(() => socketGet(box.socket, "/health"))
+        assert.strictEqual(health._tag === "Reply" && JSON.parse(health.body).status, "ok")
+        const missing = yield* Effect.promise(() => socketGet(box.socket, "/nope"))
+        assert.strictEqual(missing._tag === "Reply" && missing.status, 404)
+        const wrongMethod = yield* Effect.promise(() => socketGet(box.socket, "/token", "POST"))
+        assert.strictEqual(wrongMethod._tag === "Reply" && wrongMethod.status, 405)
+      }), fast))
+
+  it.live("keeps serving the old token through transient faults, then recovers", () =>
+    withMock((server, mock) =>
+      Effect.gen(function*() {
+        const box = sandbox(server, { STRAVA_AUTH_REFRESH_MARGIN: "5s" })
+        yield* login(box, server)
+        const first = readJson(box.tokenFile).access_token as string
+        yield* mock.inject({ endpoint: "token", fault: { _tag: "ServerError", status: 503 }, when: { times: 2 } })
+        yield* daemon(box)
+        const retrying = yield* eventually(
+          async () => {
+            const reply = await socketGet(box.socket, "/health")
+            const body = reply._tag === "Reply" ? JSON.parse(reply.body) : undefined
+            return body?.status === "retrying" ? body : undefined
+          },
+          15_000,
+          "status retrying"
+        )
+        assert.isAtLeast(retrying.consecutive_failures, 1)
+        assert.include(retrying.last_error, "503")
+        const during = yield* Effect.promise(() => socketGet(box.socket, "/token"))
+        assert.deepStrictEqual(during, { _tag: "Reply", status: 200, body: first })
+        yield* eventually(
+          async () => {
+            const reply = await socketGet(box.socket, "/token")
+            return reply._tag === "Reply" && reply.status === 200 && reply.body !== first ? true : undefined
+          },
+          20_000,
+          "recovery"
+        )
+      }), fast))
+
+  it.live("503 needs_login after the athlete revokes, and recovery after a new login without a restart", () =>
+    withMock((server, mock) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        yield* login(box, server)
+        yield* daemon(box)
+        yield* mock.revokeAthlete()
+        const refreshed = yield* Effect.promise(() => socketGet(box.socket, "/refresh", "POST"))
+        assert.strictEqual(refreshed._tag === "Reply" && refreshed.status, 503)
+        const token = yield* Effect.promise(() => socketGet(box.socket, "/token"))
+        assert.strictEqual(token._tag === "Reply" && token.status, 503)
+        assert.strictEqual(token._tag === "Reply" && JSON.parse(token.body).error, "needs_login")
+        const status = yield* run(["status"], box.env)
+        assert.strictEqual(status.code, 77)
+        assert.include(status.stdout, "strava-auth login")
+        assert.strictEqual((yield* login(box, server)).result.code, 0)
+        const fresh = readJson(box.tokenFile).access_token as string
+        yield* eventually(
+          async () => {
+            const reply = await socketGet(box.socket, "/token")
+            return reply._tag === "Reply" && reply.status === 200 && reply.body === fresh ? true : undefined
+          },
+          10_000,
+          "the new login to be served"
+        )
+      })
+    ))
+
+  it.live("SIGTERM removes the socket and exits 0; a stale socket is replaced; a second daemon is refused", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        yield* login(box, server)
+        const first = yield* Effect.scoped(Effect.gen(function*() {
+          const running = yield* daemon(box)
+          const second = yield* run(["daemon"], box.env)
+          assert.strictEqual(second.code, 75)
+          assert.include(second.stderr, "another strava-auth daemon is answering")
+          return running
+        }))
+        const ended = yield* Effect.promise(() => first.result)
+        assert.strictEqual(ended.code, 0)
+        assert.isFalse(Fs.existsSync(box.socket))
+        // a stale socket file (a crash leaves one) does not stop the next start
+        Fs.writeFileSync(box.socket, "")
+        yield* Effect.scoped(daemon(box))
+      })
+    ))
+})
+
+describe("strava-auth token, status, refresh, revoke", () => {
+  it.live("token asks the daemon when it runs, and otherwise refreshes the file itself under the lock", () =>
+    withMock((server, mock) =>
+      Effect.gen(function*() {
+        // A margin as long as the lifetime: the file is always due, and the mock always mints.
+        const box = sandbox(server, { STRAVA_AUTH_REFRESH_MARGIN: "8s" })
+        yield* login(box, server)
+        const before = readJson(box.tokenFile)
+        const token = yield* run(["token"], box.env)
+        assert.strictEqual(token.code, 0, token.stderr)
+        assert.notStrictEqual(token.stdout.trim(), before.access_token)
+        const after = readJson(box.tokenFile)
+        assert.strictEqual(token.stdout.trim(), after.access_token)
+        assert.strictEqual(after.refresh_token, yield* mock.liveRefreshToken())
+        const json = yield* run(["token", "--json"], box.env)
+        assert.deepStrictEqual(Object.keys(JSON.parse(json.stdout)).sort(), [
+          "access_token",
+          "athlete_id",
+          "expires_at",
+          "scope",
+          "token_type"
+        ])
+        // with the daemon up, the token comes from its socket
+        yield* daemon(box)
+        const served = yield* Effect.promise(() => socketGet(box.socket, "/token"))
+        const viaDaemon = yield* run(["token"], box.env)
+        assert.strictEqual(viaDaemon.code, 0)
+        assert.strictEqual(served._tag === "Reply" && served.body, viaDaemon.stdout.trim())
+      }), { accessTokenLifetimeMillis: 8_000, refreshThresholdMillis: 8_000 }))
+
+  it.live("refresh goes through the daemon; revoke revokes at Strava, deletes the file and the daemon needs login", () =>
+    withMock((server, mock) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        yield* login(box, server)
+        yield* daemon(box)
+        yield* mock.expireAccessTokens("30 minutes") // inside the hour: a refresh mints
+        const refreshed = yield* run(["refresh"], box.env)
+        assert.strictEqual(refreshed.code, 0, refreshed.stderr)
+        assert.include(refreshed.stderr, "Refreshed")
+        const revoked = yield* run(["revoke"], box.env)
+        assert.strictEqual(revoked.code, 0, revoked.stderr)
+        assert.isFalse(Fs.existsSync(box.tokenFile))
+        assert.isUndefined(yield* mock.liveRefreshToken())
+        yield* eventually(
+          async () => {
+            const reply = await socketGet(box.socket, "/health")
+            return reply._tag === "Reply" && JSON.parse(reply.body).status === "needs_login" ? true : undefined
+          },
+          10_000,
+          "needs_login"
+        )
+        const token = yield* run(["token"], box.env)
+        assert.strictEqual(token.code, 77)
+      })
+    ))
+
+  it.live("status reports athlete, scopes, expiry and the daemon (text and JSON)", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        yield* login(box, server)
+        const down = yield* run(["status"], box.env)
+        assert.strictEqual(down.code, 0)
+        assert.match(down.stdout, /athlete:\s+Marianne Mock \(1001\)/)
+        assert.match(down.stdout, /daemon:\s+down/)
+        yield* daemon(box)
+        const up = JSON.parse((yield* run(["status", "--json"], box.env)).stdout)
+        assert.strictEqual(up.daemon, "up")
+        assert.strictEqual(up.daemon_status, "ok")
+        assert.strictEqual(up.scope, "read,activity:read")
+        assert.isAbove(up.expires_in_seconds, 0)
+      })
+    ))
+})
+
+describe("bad input", () => {
+  it.live("no token file: token exits 77 and says to log in", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const result = yield* run(["token"], sandbox(server).env)
+        assert.strictEqual(result.code, 77)
+        assert.include(result.stderr, "strava-auth login")
+      })
+    ))
+
+  it.live("a token file readable by others: exit 78 with the chmod that fixes it", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        yield* login(box, server)
+        Fs.chmodSync(box.tokenFile, 0o644)
+        const result = yield* run(["token"], box.env)
+        assert.strictEqual(result.code, 78)
+        assert.include(result.stderr, `chmod 600 ${box.tokenFile}`)
+      })
+    ))
+
+  it.live("a malformed token file: exit 78, a clear message, and the file is not touched", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        Fs.mkdirSync(Path.dirname(box.tokenFile), { recursive: true, mode: 0o700 })
+        Fs.writeFileSync(box.tokenFile, "{\"version\":1,", { mode: 0o600 })
+        const result = yield* run(["token"], box.env)
+        assert.strictEqual(result.code, 78)
+        assert.include(result.stderr, "not a strava-auth token file")
+        assert.strictEqual(Fs.readFileSync(box.tokenFile, "utf8"), "{\"version\":1,")
+      })
+    ))
+
+  it.live("missing or invalid configuration: exit 78 naming the variable", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const { STRAVA_CLIENT_ID: _, ...noId } = sandbox(server).env
+        const missing = yield* run(["login", "--no-browser"], noId)
+        assert.strictEqual(missing.code, 78)
+        assert.include(missing.stderr, "STRAVA_CLIENT_ID")
+        const { STRAVA_CLIENT_SECRET: __, ...noSecret } = sandbox(server).env
+        const secret = yield* run(["login", "--no-browser"], noSecret)
+        assert.strictEqual(secret.code, 78)
+        assert.include(secret.stderr, "STRAVA_CLIENT_SECRET")
+        const margin = yield* run(["daemon"], { ...sandbox(server).env, STRAVA_AUTH_REFRESH_MARGIN: "soon" })
+        assert.strictEqual(margin.code, 78)
+        assert.include(margin.stderr, "STRAVA_AUTH_REFRESH_MARGIN")
+      })
+    ))
+
+  it.live("the secret can come from STRAVA_CLIENT_SECRET_FILE or systemd's credentials directory", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        const { STRAVA_CLIENT_SECRET: secret, ...env } = box.env
+        const credentials = Path.join(box.dir, "creds")
+        Fs.mkdirSync(credentials)
+        Fs.writeFileSync(Path.join(credentials, "strava-client-secret"), `${secret}\n`, { mode: 0o600 })
+        const viaCredentials = { ...box, env: { ...env, CREDENTIALS_DIRECTORY: credentials } }
+        assert.strictEqual((yield* login(viaCredentials, server)).result.code, 0)
+        const file = Path.join(box.dir, "secret.txt")
+        Fs.writeFileSync(file, secret!, { mode: 0o600 })
+        const viaFile = { ...box, env: { ...env, STRAVA_CLIENT_SECRET_FILE: file } }
+        assert.strictEqual((yield* login(viaFile, server)).result.code, 0)
+      })
+    ))
+
+  it.live("bad usage exits 64; --help works", () =>
+    Effect.gen(function*() {
+      const help = yield* run(["--help"], { PATH: process.env["PATH"] ?? "" })
+      assert.strictEqual(help.code, 0)
+      assert.include(help.stdout, "strava-auth")
+      const bad = yield* run(["token", "--frobnicate"], { PATH: process.env["PATH"] ?? "" })
+      assert.strictEqual(bad.code, 64)
+    }))
+})

@@ -1,0 +1,149 @@
+// Black-box harness: the real `strava-auth` process against the mock Strava server on 127.0.0.1.
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+
+import type { MockServer } from "@strava-auth/testing"
+import { Simulator } from "@strava-auth/testing"
+import * as Effect from "effect/Effect"
+
+import * as SocketClient from "../src/SocketClient.js"
+
+export const bin = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "../bin/strava-auth.js")
+
+/** Every line any child printed, for the secret scan. */
+export const transcript: Array<string> = []
+
+export interface Sandbox {
+  readonly dir: string
+  readonly tokenFile: string
+  readonly socket: string
+  readonly env: Record<string, string>
+}
+
+export const sandbox = (server: MockServer.MockServerShape, extra: Record<string, string> = {}): Sandbox => {
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "sa-"))
+  const tokenFile = Path.join(dir, "state", "token.json")
+  const socket = Path.join(dir, "run", "token.sock")
+  const env: Record<string, string> = {
+    PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+    HOME: dir,
+    STRAVA_CLIENT_ID: Simulator.defaultApp.clientId,
+    STRAVA_CLIENT_SECRET: Simulator.defaultApp.clientSecret,
+    STRAVA_BASE_URL: server.url,
+    STRAVA_API_URL: server.apiUrl,
+    STRAVA_AUTH_TOKEN_FILE: tokenFile,
+    STRAVA_AUTH_SOCKET: socket,
+    ...extra
+  }
+  return { dir, tokenFile, socket, env }
+}
+
+export interface Result {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export const start = (args: ReadonlyArray<string>, env: Record<string, string>): ChildProcess => {
+  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ["pipe", "pipe", "pipe"] })
+  child.stdout!.setEncoding("utf8")
+  child.stderr!.setEncoding("utf8")
+  child.stdout!.on("data", (d: string) => transcript.push(d))
+  child.stderr!.on("data", (d: string) => transcript.push(d))
+  return child
+}
+
+export const collect = (child: ChildProcess): Promise<Result> =>
+  new Promise((resolve) => {
+    let stdout = ""
+    let stderr = ""
+    child.stdout!.on("data", (d: string) => (stdout += d))
+    child.stderr!.on("data", (d: string) => (stderr += d))
+    child.once("exit", (code) => resolve({ code, stdout, stderr }))
+  })
+
+/** Runs the command to completion. */
+export const run = (args: ReadonlyArray<string>, env: Record<string, string>, stdin?: string) =>
+  Effect.promise(() => {
+    const child = start(args, env)
+    const done = collect(child)
+    if (stdin !== undefined) child.stdin!.end(stdin)
+    else child.stdin!.end()
+    return done
+  })
+
+/** Polls `check` until it returns a value, or fails after `millis`. */
+export const eventually = <A>(check: () => Promise<A | undefined>, millis = 15_000, what = "condition") =>
+  Effect.promise(async () => {
+    const until = Date.now() + millis
+    for (;;) {
+      const value = await check()
+      if (value !== undefined) return value
+      if (Date.now() > until) throw new Error(`timed out after ${millis} ms waiting for ${what}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  })
+
+export const socketGet = (socket: string, path: string, method: "GET" | "POST" = "GET") =>
+  Effect.runPromise(SocketClient.request(socket, method, path, 10_000))
+
+/** Starts the daemon and waits for its socket; stopped (SIGTERM) when the scope closes. */
+export const daemon = (box: Sandbox, args: ReadonlyArray<string> = []) =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const child = start(["daemon", ...args], box.env)
+      const result = collect(child)
+      yield* eventually(
+        async () => {
+          if (child.exitCode !== null) throw new Error(`daemon exited: ${(await result).stderr}`)
+          const reply = await socketGet(box.socket, "/health")
+          return reply._tag === "Reply" ? true : undefined
+        },
+        15_000,
+        "the daemon's socket"
+      )
+      return { child, result }
+    }),
+    ({ child }) =>
+      Effect.promise(() =>
+        child.exitCode !== null ? Promise.resolve() : new Promise<void>((resolve) => {
+          child.once("exit", () => resolve())
+          child.kill("SIGTERM")
+        })
+      )
+  )
+
+/** `strava-auth login --no-browser`, with the athlete deciding on the mock's page. */
+export const login = (
+  box: Sandbox,
+  server: MockServer.MockServerShape,
+  decision: {
+    readonly approve?: boolean
+    readonly grant?: ReadonlyArray<string>
+    readonly args?: ReadonlyArray<string>
+  } = {}
+) =>
+  Effect.promise(async () => {
+    const child = start(["login", "--no-browser", ...(decision.args ?? [])], box.env)
+    const result = collect(child)
+    child.stdin!.end()
+    const url = await new Promise<string>((resolve, reject) => {
+      let buffer = ""
+      child.stdout!.on("data", (d: string) => {
+        buffer += d
+        if (buffer.includes("\n")) resolve(buffer.split("\n")[0]!)
+      })
+      child.once("exit", () => reject(new Error("login exited before printing the URL")))
+    })
+    const query = new URL(url).searchParams
+    const form = new URLSearchParams(query)
+    form.set("decision", decision.approve === false ? "cancel" : "authorize")
+    for (const scope of decision.grant ?? (query.get("scope") ?? "").split(",")) form.append("grant", scope)
+    const accepted = await fetch(`${server.url}/oauth/accept`, { method: "POST", body: form, redirect: "manual" })
+    const location = accepted.headers.get("location")!
+    const page = await fetch(location, { redirect: "manual" })
+    return { url, location, page: { status: page.status, text: await page.text() }, result: await result }
+  })
