@@ -2,8 +2,10 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 
 import { assert, describe, it } from "@effect/vitest"
+import type { MockStrava } from "@strava-auth/testing"
 import { MockServer, Simulator } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 
 import { daemon, eventually, login, run, sandbox, socketGet, start } from "./harness.js"
 
