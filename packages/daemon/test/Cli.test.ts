@@ -16,8 +16,8 @@ const fast = { accessTokenLifetimeMillis: 8_000, refreshThresholdMillis: 6_000 }
 const withMock = <A, E>(
   f: (
     server: MockServer.MockServerShape,
-    mock: import("@strava-auth/testing").MockStrava.MockStravaShape
-  ) => Effect.Effect<A, E, import("effect/Scope").Scope>,
+    mock: MockStrava.MockStravaShape
+  ) => Effect.Effect<A, E, Scope.Scope>,
   options: MockServer.Options = {}
 ) => Effect.scoped(Effect.flatMap(MockServer.make(options), ({ mock, server }) => f(server, mock)))
 
