@@ -1,13 +1,13 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import type { MockStrava } from "@strava-auth/testing"
 import { MockServer, Simulator } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 
-import { daemon, eventually, login, run, sandbox, socketGet, start } from "./harness.js"
+import { daemon, eventually, login, run, sandbox, socketGet, start, transcript } from "./harness.js"
 
 // Short lifetimes so refreshes happen within seconds: tokens live 8 s, a new one is minted in the last 6 s,
 // and the daemon refreshes 4 s before expiry.
@@ -19,7 +19,27 @@ const withMock = <A, E>(
     mock: MockStrava.MockStravaShape
   ) => Effect.Effect<A, E, Scope.Scope>,
   options: MockServer.Options = {}
-) => Effect.scoped(Effect.flatMap(MockServer.make(options), ({ mock, server }) => f(server, mock)))
+) =>
+  Effect.scoped(
+    Effect.flatMap(MockServer.make(options), ({ mock, server }) =>
+      f(server, mock).pipe(Effect.ensuring(Effect.sync(() =>
+        issued.push(...mock.simulator.issuedTokens())
+      ))))
+  )
+
+/** Every token the mocks issued during this file's tests. */
+const issued: Array<string> = []
+
+// The secret scan: nothing any strava-auth process wrote to stderr (logs, messages, the login's progress)
+// contains a token or the client secret.
+afterAll(() => {
+  const output = transcript.join("")
+  assert.isAbove(issued.length, 10)
+  assert.isAbove(output.length, 1000)
+  for (const secret of [...issued, Simulator.defaultApp.clientSecret]) {
+    assert.notInclude(output, secret)
+  }
+})
 
 const readJson = (file: string) => JSON.parse(Fs.readFileSync(file, "utf8"))
 
@@ -261,11 +281,13 @@ describe("strava-auth token, status, refresh, revoke", () => {
           "token_type"
         ])
         // with the daemon up, the token comes from its socket
-        yield* daemon(box)
-        const served = yield* Effect.promise(() => socketGet(box.socket, "/token"))
+        yield* daemon({ ...box, env: { ...box.env, STRAVA_AUTH_REFRESH_MARGIN: "2s" } })
+        const servedBefore = yield* Effect.promise(() => socketGet(box.socket, "/token"))
         const viaDaemon = yield* run(["token"], box.env)
+        const servedAfter = yield* Effect.promise(() => socketGet(box.socket, "/token"))
         assert.strictEqual(viaDaemon.code, 0)
-        assert.strictEqual(served._tag === "Reply" && served.body, viaDaemon.stdout.trim())
+        const served = [servedBefore, servedAfter].map((r) => (r._tag === "Reply" ? r.body : ""))
+        assert.include(served, viaDaemon.stdout.trim())
       }), { accessTokenLifetimeMillis: 8_000, refreshThresholdMillis: 8_000 }))
 
   it.live("refresh goes through the daemon; revoke revokes at Strava, deletes the file and the daemon needs login", () =>

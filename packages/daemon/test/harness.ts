@@ -13,7 +13,7 @@ import * as SocketClient from "../src/SocketClient.js"
 
 export const bin = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "../bin/strava-auth.js")
 
-/** Every line any child printed, for the secret scan. */
+/** Everything any child printed on stderr (logs and messages), for the secret scan. */
 export const transcript: Array<string> = []
 
 export interface Sandbox {
@@ -51,7 +51,6 @@ export const start = (args: ReadonlyArray<string>, env: Record<string, string>):
   const child = spawn(process.execPath, [bin, ...args], { env, stdio: ["pipe", "pipe", "pipe"] })
   child.stdout!.setEncoding("utf8")
   child.stderr!.setEncoding("utf8")
-  child.stdout!.on("data", (d: string) => transcript.push(d))
   child.stderr!.on("data", (d: string) => transcript.push(d))
   return child
 }

@@ -323,6 +323,7 @@ export class Simulator {
   private readonly codes = new Map<string, Code>()
   private readonly usage = new Map<string, number>()
   private readonly entries: Array<LogEntry> = []
+  private readonly issuedRefreshTokens: Array<string> = []
 
   constructor(options: Options = {}) {
     for (const app of options.apps ?? [defaultApp]) this.apps.set(app.clientId, app)
@@ -357,6 +358,11 @@ export class Simulator {
   liveRefreshToken(athleteId: number, clientId?: string): string | undefined {
     const grant = this.grants.get(this.grantKey(clientId ?? this.firstClientId(), athleteId))
     return grant === undefined || grant.revoked ? undefined : grant.refreshToken
+  }
+
+  /** Every access and refresh token ever issued, for tests that scan output for leaked secrets. */
+  issuedTokens(): ReadonlyArray<string> {
+    return [...this.accessTokens.keys(), ...this.issuedRefreshTokens]
   }
 
   /** Whether a refresh token would be accepted now. */
@@ -617,6 +623,7 @@ export class Simulator {
     grant.current = access
     grant.refreshToken = randomHex(20)
     this.refreshTokens.set(grant.refreshToken, grant)
+    this.issuedRefreshTokens.push(grant.refreshToken)
   }
 
   /** Authenticates a bearer token on the API: the access token, or the response that refuses it. */

@@ -1,0 +1,158 @@
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { assert, describe, it } from "@effect/vitest"
+import { Callback, OAuthState, StravaConfig, StravaOAuth } from "@strava-auth/core"
+import { MockStrava, Simulator } from "@strava-auth/testing"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as TestClock from "effect/TestClock"
+
+import * as Refresher from "../src/Refresher.js"
+import * as TokenFile from "../src/TokenFile.js"
+
+// The scheduler in-process: TestClock drives days of Strava time in seconds; files are real.
+
+const TestLayer = StravaOAuth.layer.pipe(
+  Layer.provideMerge(MockStrava.layerClient()),
+  Layer.provideMerge(StravaConfig.layer({
+    clientId: Simulator.defaultApp.clientId,
+    clientSecret: Simulator.defaultApp.clientSecret,
+    retries: 0
+  })),
+  Layer.provideMerge(NodeFileSystem.layer)
+)
+
+const login = Effect.gen(function*() {
+  const oauth = yield* StravaOAuth.StravaOAuth
+  const mock = yield* MockStrava.MockStrava
+  const state = yield* OAuthState.generate
+  const url = yield* oauth.authorizeUrl({ redirectUri: "http://127.0.0.1/authorization", state })
+  return yield* oauth.exchangeCode(yield* Callback.parse(yield* mock.approve(url), { state }))
+})
+
+/** Polls (real time, bounded) until the refresher has caught up with the clock. */
+const settle = (refresher: Refresher.Refresher, what: (s: Refresher.Snapshot, now: number) => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 2000; i++) {
+      if (what(refresher.snapshot(), yield* Clock.currentTimeMillis)) return
+      yield* Effect.promise(() => new Promise((r) => setTimeout(r, 2)))
+    }
+    assert.fail(`the refresher did not settle: ${JSON.stringify(refresher.snapshot().status)}`)
+  })
+
+const caughtUp = (s: Refresher.Snapshot, now: number) =>
+  s.status !== "refreshing" && s.nextRefreshAt !== undefined && s.nextRefreshAt > now
+
+const setup = (margin: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "refresher-"))
+    const tokenFile = Path.join(dir, "token.json")
+    const mock = yield* MockStrava.MockStrava
+    yield* TokenFile.write(tokenFile, yield* login)
+    const refresher = yield* Refresher.make({ tokenFile, margin: Duration.decode(margin) })
+    yield* Effect.forkScoped(refresher.run)
+    yield* settle(refresher, caughtUp)
+    const refreshes = Effect.map(mock.log, (log) => log.filter((e) => e.grantType === "refresh_token"))
+    return { dir, tokenFile, mock, refresher, refreshes }
+  })
+
+describe("Refresher under TestClock", () => {
+  it.scoped(
+    "three days: never an expired token served, a refresh every ~5 h, the file's refresh token always live",
+    () =>
+      Effect.gen(function*() {
+        const { mock, refresher, refreshes, tokenFile } = yield* setup("45 minutes")
+        for (let minute = 0; minute < 3 * 24 * 60; minute += 15) {
+          yield* TestClock.adjust("15 minutes")
+          yield* settle(refresher, caughtUp)
+          const now = yield* Clock.currentTimeMillis
+          assert.isTrue(Refresher.servable(refresher.snapshot(), now), `no valid token at minute ${minute}`)
+        }
+        const count = (yield* refreshes).length
+        // 72 h / (6 h − 45 min) ≈ 13.7 cycles
+        assert.isTrue(count >= 13 && count <= 15, `${count} refreshes`)
+        assert.isTrue((yield* refreshes).every((e) => e.outcome === "refreshed"))
+        const file = JSON.parse(Fs.readFileSync(tokenFile, "utf8"))
+        assert.strictEqual(file.refresh_token, yield* mock.liveRefreshToken())
+      }).pipe(Effect.provide(TestLayer)),
+    { timeout: 60_000 }
+  )
+
+  it.scoped("a suspend (the clock jumps past expiry) refreshes within one 30 s re-check", () =>
+    Effect.gen(function*() {
+      const { refresher, refreshes } = yield* setup("45 minutes")
+      yield* TestClock.adjust("1 hour")
+      yield* settle(refresher, caughtUp)
+      const before = yield* Clock.currentTimeMillis
+      yield* TestClock.setTime(before + Duration.toMillis("8 hours")) // the laptop slept 8 hours
+      yield* TestClock.adjust("30 seconds")
+      yield* settle(refresher, (s, now) => caughtUp(s, now) && Refresher.servable(s, now))
+      assert.strictEqual((yield* refreshes).length, 1)
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.scoped(
+    "a margin over an hour: the same token comes back once per cycle, never a loop",
+    () =>
+      Effect.gen(function*() {
+        const { refresher, refreshes } = yield* setup("2 hours")
+        for (let minute = 0; minute < 24 * 60; minute += 30) {
+          yield* TestClock.adjust("30 minutes")
+          yield* settle(refresher, caughtUp)
+        }
+        const log = yield* refreshes
+        const same = log.filter((e) => e.outcome === "same token").length
+        const minted = log.filter((e) => e.outcome === "refreshed").length
+        assert.isTrue(minted >= 4 && minted <= 5, `${minted} minted`)
+        assert.isTrue(same <= minted + 1, `${same} same-token answers`)
+      }).pipe(Effect.provide(TestLayer)),
+    { timeout: 30_000 }
+  )
+
+  it.scoped(
+    "transient failures: the valid token keeps being served, retries back off, then it recovers",
+    () =>
+      Effect.gen(function*() {
+        const { mock, refresher, refreshes } = yield* setup("45 minutes")
+        yield* mock.inject({
+          endpoint: "token",
+          fault: { _tag: "ServerError", status: 502 },
+          when: { times: 1_000_000 }
+        })
+        yield* TestClock.adjust(Duration.toMillis("315 minutes") + 31_000)
+        for (let s = 0; s < 30 * 60; s += 10) {
+          yield* TestClock.adjust("10 seconds")
+          yield* settle(refresher, caughtUp)
+          assert.isTrue(Refresher.servable(refresher.snapshot(), yield* Clock.currentTimeMillis))
+        }
+        const attempts = (yield* refreshes).length
+        // 1 s doubling to a 5-minute cap: about a dozen attempts in 30 minutes, not hundreds
+        assert.isTrue(attempts >= 6 && attempts <= 16, `${attempts} attempts`)
+        assert.strictEqual(refresher.snapshot().status, "retrying")
+        assert.include(refresher.snapshot().lastError, "502")
+        yield* mock.clearFaults
+        yield* TestClock.adjust("6 minutes")
+        yield* settle(refresher, (s, now) => s.status === "ok" && caughtUp(s, now))
+        assert.strictEqual(refresher.snapshot().consecutiveFailures, 0)
+      }).pipe(Effect.provide(TestLayer)),
+    { timeout: 30_000 }
+  )
+
+  it.scoped("a revoked grant goes to needs_login; a new token file brings it back", () =>
+    Effect.gen(function*() {
+      const { mock, refresher, tokenFile } = yield* setup("45 minutes")
+      yield* mock.revokeAthlete()
+      yield* Effect.either(refresher.refreshNow)
+      assert.strictEqual(refresher.snapshot().status, "needs_login")
+      assert.include(refresher.snapshot().lastError, "Log in again")
+      assert.isFalse(Refresher.servable(refresher.snapshot(), yield* Clock.currentTimeMillis))
+      yield* TestClock.adjust("10 hours") // no attempts while waiting for a login
+      yield* TokenFile.write(tokenFile, yield* login)
+      yield* refresher.wake
+      yield* settle(refresher, (s, now) => s.status === "ok" && Refresher.servable(s, now))
+    }).pipe(Effect.provide(TestLayer)))
+})
