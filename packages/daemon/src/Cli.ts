@@ -9,6 +9,8 @@
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type { Token } from "@strava-auth/core"
@@ -201,8 +203,22 @@ const daemonCommand = Command.make("daemon", { ...common, ...strava, logFormat }
       stderrLogger,
       Logger.withConsoleError(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
     )
-    yield* Daemon.run(local).pipe(
-      Effect.provide(oauthLayer(flags)),
+    const config = yield* Settings.strava(flagsOf(flags))
+    yield* Effect.gen(function*() {
+      const http = yield* HttpClient.HttpClient
+      const fs = yield* FileSystem.FileSystem
+      // SIGHUP: the same resolution again (a rotated secret file, say), with the same HTTP client.
+      const reload = Effect.flatMap(Settings.strava(flagsOf(flags)), (next) =>
+        StravaOAuth.make.pipe(Effect.provideService(StravaConfig.StravaConfig, next))).pipe(
+          Effect.provideService(HttpClient.HttpClient, http),
+          Effect.provideService(FileSystem.FileSystem, fs)
+        )
+      yield* Daemon.run(local, { reload }).pipe(
+        Effect.provide(StravaOAuth.layer),
+        Effect.provideService(StravaConfig.StravaConfig, config)
+      )
+    }).pipe(
+      Effect.provide(NodeHttpClient.layerUndici),
       Effect.provide(logger),
       Logger.withMinimumLogLevel(LogLevel.Info)
     )

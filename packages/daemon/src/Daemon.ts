@@ -4,7 +4,8 @@
  * Start-up order (so readiness means something): make the token file's directory, load the file, bind the
  * socket (refusing to start while another daemon answers on it), watch the directory, then log `started`.
  * SIGTERM/SIGINT interrupt the loop: an in-flight refresh finishes its write first (it is uninterruptible),
- * then the socket is closed and removed, and the process exits 0. SIGHUP re-reads the token file.
+ * then the socket is closed and removed, and the process exits 0. SIGHUP re-reads the configuration (the client
+ * id and secret, e.g. a rotated secret file; a bad one is logged and the old one kept) and the token file.
  *
  * @since 0.1.0
  */
@@ -17,6 +18,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
 
+import type { ConfigurationError } from "./DaemonError.js"
 import * as Refresher from "./Refresher.js"
 import type { Local } from "./Settings.js"
 import * as SocketServer from "./SocketServer.js"
@@ -28,7 +30,14 @@ import * as TokenFile from "./TokenFile.js"
  * @since 0.1.0
  * @category running
  */
-export const run = (settings: Local, options: { readonly recheck?: Duration.Duration } = {}) =>
+export const run = (
+  settings: Local,
+  options: {
+    readonly recheck?: Duration.Duration
+    /** Builds the Strava client anew from the configuration, for SIGHUP. */
+    readonly reload?: Effect.Effect<StravaOAuth.StravaOAuthShape, ConfigurationError>
+  } = {}
+) =>
   Effect.gen(function*() {
     yield* TokenFile.ensureDirectory(Path.dirname(settings.tokenFile))
     const refresher = yield* Refresher.make({
@@ -55,10 +64,22 @@ export const run = (settings: Local, options: { readonly recheck?: Duration.Dura
     )
     yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const onHup = () => {
-          Runtime.runFork(runtime)(Effect.logInfo("SIGHUP: re-reading the token file"))
-          wake()
-        }
+        const onHup = () =>
+          Runtime.runFork(runtime)(Effect.gen(function*() {
+            if (options.reload !== undefined) {
+              const next = yield* Effect.either(options.reload)
+              if (next._tag === "Right") {
+                yield* refresher.replaceOAuth(next.right)
+                yield* Effect.logInfo("SIGHUP: configuration reloaded")
+              } else {
+                yield* Effect.logError("SIGHUP: the new configuration is invalid; keeping the old one").pipe(
+                  Effect.annotateLogs({ error: next.left.message })
+                )
+              }
+            }
+            yield* Effect.logInfo("SIGHUP: re-reading the token file")
+            yield* refresher.wake
+          }))
         process.on("SIGHUP", onHup)
         return onHup
       }),

@@ -90,6 +90,8 @@ export interface Refresher {
   readonly refreshNow: Effect.Effect<Token.TokenSet, RefreshError>
   /** Something changed on disk (the watcher) or SIGHUP: re-read the file at once. */
   readonly wake: Effect.Effect<void>
+  /** Uses another client from now on (SIGHUP re-read the configuration). */
+  readonly replaceOAuth: (oauth: StravaOAuth.StravaOAuthShape) => Effect.Effect<void>
   /** The loop; runs until interrupted. */
   readonly run: Effect.Effect<never>
 }
@@ -117,7 +119,7 @@ export const make = (
   options: Options
 ): Effect.Effect<Refresher, never, StravaOAuth.StravaOAuth | FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    const oauth = yield* StravaOAuth.StravaOAuth
+    let oauth = yield* StravaOAuth.StravaOAuth
     const context = yield* Effect.context<FileSystem.FileSystem>()
     const wakeups = yield* Queue.sliding<void>(1)
     const marginMillis = Duration.toMillis(options.margin)
@@ -331,6 +333,7 @@ export const make = (
       snapshot: () => state,
       refreshNow: shared(true),
       wake: Effect.asVoid(Queue.offer(wakeups, undefined)),
+      replaceOAuth: (next) => Effect.sync(() => void (oauth = next)),
       run
     }
   })
