@@ -3,7 +3,16 @@ import simpleImportSort from "eslint-plugin-simple-import-sort"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/build/**", "**/node_modules/**", "**/.tsbuildinfo/**", "test-artifacts/**", "scratchpad/**"] },
+  {
+    ignores: [
+      "**/build/**",
+      "**/dist/**",
+      "**/node_modules/**",
+      "**/.tsbuildinfo/**",
+      "test-artifacts/**",
+      "scratchpad/**"
+    ]
+  },
   ...tseslint.configs.recommended,
   ...effectPlugin.configs.dprint,
   {

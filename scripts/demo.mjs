@@ -9,18 +9,10 @@
 //
 // Ctrl-C stops everything cleanly. Options: --seconds N (stop by itself after N seconds),
 // --lifetime SECONDS (access-token lifetime at the mock, default 60).
-import { spawn } from "node:child_process"
-import * as Fs from "node:fs"
 import * as Http from "node:http"
-import * as Os from "node:os"
-import * as Path from "node:path"
-import { createInterface } from "node:readline"
-import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 
-const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
-const mockBin = Path.join(root, "packages/testing/bin/strava-mock.js")
-const authBin = Path.join(root, "packages/daemon/bin/strava-auth.js")
+import { authBin, envFor, login, session, startMock } from "./lib/session.mjs"
 
 const { values } = parseArgs({
   options: { seconds: { type: "string" }, lifetime: { type: "string", default: "60" } }
@@ -32,31 +24,16 @@ if (!(lifetime >= 6) || (seconds !== undefined && !(seconds > 0))) {
   process.exit(64)
 }
 
-const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "strava-auth-demo-"))
-const socket = Path.join(dir, "run", "token.sock")
-const tokenFile = Path.join(dir, "state", "token.json")
-const children = []
+const s = session("demo")
+const socket = s.socket
 const show = (token) => (token.length > 12 ? `${token.slice(0, 8)}…` : token) // a habit worth keeping
-
-const start = (args, env = {}) => {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
-  children.push(child)
-  return child
-}
-const firstLine = (stream) => new Promise((resolve) => createInterface({ input: stream }).once("line", resolve))
-const exited = (child) => new Promise((resolve) => child.once("exit", (code) => resolve(code)))
+const prefix = (name) => (d) => process.stdout.write(`  ${name} | ${d}`.replace(/\n(?=.)/g, `\n  ${name} | `))
 
 let stopping = false
 const stop = async (code) => {
   if (stopping) return
   stopping = true
-  for (const child of children.reverse()) {
-    if (child.exitCode === null) {
-      child.kill("SIGTERM")
-      await exited(child)
-    }
-  }
-  Fs.rmSync(dir, { recursive: true, force: true })
+  await s.stop()
   process.exit(code)
 }
 process.on("SIGINT", () => {
@@ -64,8 +41,6 @@ process.on("SIGINT", () => {
   stop(0)
 })
 process.on("SIGTERM", () => stop(0))
-
-const fetchManual = (url, init) => fetch(url, { redirect: "manual", ...init })
 
 const getSocket = (path) =>
   new Promise((resolve) => {
@@ -80,46 +55,26 @@ const getSocket = (path) =>
 
 // 1. The mock Strava.
 const threshold = Math.floor(lifetime * 2 / 3)
-const mock = start([mockBin, "--access-token-lifetime", `${lifetime}s`, "--refresh-threshold", `${threshold}s`])
-const baseUrl = await firstLine(mock.stdout)
+const baseUrl = await startMock(s, ["--access-token-lifetime", `${lifetime}s`, "--refresh-threshold", `${threshold}s`])
 console.log(
   `mock Strava:   ${baseUrl}  (access tokens live ${lifetime}s; a new one is minted in the last ${threshold}s)`
 )
-
-const env = {
-  STRAVA_CLIENT_ID: "12345",
-  STRAVA_CLIENT_SECRET: "mock-client-secret-0123456789abcdef",
-  STRAVA_BASE_URL: baseUrl,
-  STRAVA_API_URL: `${baseUrl}/api/v3`,
-  STRAVA_AUTH_TOKEN_FILE: tokenFile,
-  STRAVA_AUTH_SOCKET: socket,
-  STRAVA_AUTH_REFRESH_MARGIN: `${Math.floor(threshold * 3 / 4)}s`
-}
+const env = envFor(s, baseUrl, { STRAVA_AUTH_REFRESH_MARGIN: `${Math.floor(threshold * 3 / 4)}s` })
 
 // 2. Log in, playing the athlete.
 console.log("\n$ strava-auth login --no-browser")
-const login = start([authBin, "login", "--no-browser"], env)
-login.stderr.on("data", (d) => process.stdout.write(`  login | ${d}`.replace(/\n(?=.)/g, "\n  login | ")))
-const authorizeUrl = await firstLine(login.stdout)
-const page = await fetchManual(authorizeUrl)
-console.log(`  athlete | opened the authorize page (${page.status}); pressing Authorize`)
-const query = new URL(authorizeUrl).searchParams
-const form = new URLSearchParams(query)
-form.set("decision", "authorize")
-for (const scope of (query.get("scope") ?? "").split(",")) form.append("grant", scope)
-const accepted = await fetchManual(`${baseUrl}/oauth/accept`, { method: "POST", body: form })
-const callback = await fetchManual(accepted.headers.get("location"))
-console.log(`  browser | ${(await callback.text()).match(/<h1[^>]*>([^<]*)</)?.[1] ?? callback.status}`)
-const loginCode = await exited(login)
-if (loginCode !== 0) {
-  console.error(`login failed with exit code ${loginCode}`)
+try {
+  const title = await login(s, baseUrl, env, prefix("login"))
+  console.log(`  browser | ${title}`)
+} catch (error) {
+  console.error(String(error))
   await stop(1)
 }
 
 // 3. The daemon.
 console.log(`\n$ strava-auth daemon`)
-const daemon = start([authBin, "daemon"], env)
-daemon.stderr.on("data", (d) => process.stdout.write(`  daemon | ${d}`.replace(/\n(?=.)/g, "\n  daemon | ")))
+const daemon = s.start([authBin, "daemon"], env)
+daemon.stderr.on("data", prefix("daemon"))
 daemon.once("exit", (code) => {
   if (!stopping) {
     console.error(`the daemon exited (${code})`)

@@ -137,22 +137,26 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
               detail: `no answer within ${Duration.format(config.timeout)}`
             })
         }),
-        Effect.retry({
-          schedule: retry,
-          while: (error) => error.transient && error._tag !== "RateLimited"
-        })
+        (attempt) =>
+          config.retries <= 0 ? attempt : Effect.retry(attempt, {
+            schedule: retry,
+            while: (error) => error.transient && error._tag !== "RateLimited"
+          })
       )
 
     const readText = (response: HttpClientResponse.HttpClientResponse) =>
       response.text.pipe(Effect.mapError(fromClientError))
 
+    // Decoding is synchronous (no effectful schema in these), which keeps the per-call overhead low.
     const decodeJson = <A, I>(schema: Schema.Schema<A, I>) => {
-      const decode = Schema.decodeUnknown(Schema.parseJson(schema))
+      const decode = Schema.decodeUnknownEither(Schema.parseJson(schema))
       return (response: HttpClientResponse.HttpClientResponse) =>
-        Effect.flatMap(
-          readText(response),
-          (text) => Effect.mapError(decode(text), (error) => StravaError.fromParseError(response.status, error))
-        )
+        Effect.flatMap(readText(response), (text) => {
+          const decoded = decode(text)
+          return decoded._tag === "Right"
+            ? Effect.succeed(decoded.right)
+            : Effect.fail(StravaError.fromParseError(response.status, decoded.left))
+        })
     }
 
     const tokenRequest = (params: Record<string, string>) =>
@@ -181,8 +185,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
           }),
           decodeExchange
         ).pipe(
-          Effect.map((response) => Token.fromExchange(response, scopes)),
-          Effect.withSpan("StravaOAuth.exchangeCode")
+          Effect.map((response) => Token.fromExchange(response, scopes))
         ),
       refresh: (tokens) =>
         send(
@@ -190,8 +193,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
           tokenRequest({ refresh_token: Redacted.value(tokens.refreshToken), grant_type: "refresh_token" }),
           decodeRefresh
         ).pipe(
-          Effect.map((response) => Token.applyRefresh(tokens, response)),
-          Effect.withSpan("StravaOAuth.refresh")
+          Effect.map((response) => Token.applyRefresh(tokens, response))
         ),
       deauthorize: (accessToken) =>
         send(

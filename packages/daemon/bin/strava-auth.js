@@ -1,2 +1,2 @@
 #!/usr/bin/env node
-import "../build/bin.js"
+import "../dist/main.js"

@@ -45,6 +45,7 @@ export const run = (
       margin: settings.margin,
       recheck: options.recheck
     })
+    yield* refresher.load
     const runtime = yield* Effect.runtime<StravaOAuth.StravaOAuth | FileSystem.FileSystem>()
     const clock = yield* Effect.clock
     const wake = () => Runtime.runFork(runtime)(refresher.wake)

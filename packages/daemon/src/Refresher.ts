@@ -88,6 +88,8 @@ export interface Refresher {
   readonly snapshot: () => Snapshot
   /** Refresh now, whatever the schedule (single flight: joins a refresh already in flight). */
   readonly refreshNow: Effect.Effect<Token.TokenSet, RefreshError>
+  /** Reads the token file now (at start, before the socket opens, so the first request finds the token). */
+  readonly load: Effect.Effect<void>
   /** Something changed on disk (the watcher) or SIGHUP: re-read the file at once. */
   readonly wake: Effect.Effect<void>
   /** Uses another client from now on (SIGHUP re-read the configuration). */
@@ -332,6 +334,7 @@ export const make = (
     return {
       snapshot: () => state,
       refreshNow: shared(true),
+      load: checkFile,
       wake: Effect.asVoid(Queue.offer(wakeups, undefined)),
       replaceOAuth: (next) => Effect.sync(() => void (oauth = next)),
       run

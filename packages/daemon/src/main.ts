@@ -1,0 +1,66 @@
+/**
+ * The entry point. `strava-auth token` is what scripts run most, often once per request, so when the daemon
+ * answers it is served from here with `node:http` alone: no Effect, no CLI parser, a start-up close to
+ * Node's own. Everything else, and `token` when no daemon answers (the file fallback, which may refresh),
+ * loads the full CLI (`bin.ts`).
+ *
+ * @since 0.1.0
+ */
+import * as Http from "node:http"
+
+import * as Paths from "./Paths.js"
+
+const args = process.argv.slice(2)
+
+/** `token [--json] [--socket PATH | --socket=PATH]`, or undefined for anything the fast path does not take. */
+const fastToken = (): { readonly json: boolean; readonly socket: string | undefined } | undefined => {
+  if (args[0] !== "token") return undefined
+  let json = false
+  let socket: string | undefined
+  for (let i = 1; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === "--json") json = true
+    else if (arg === "--socket" && i + 1 < args.length) socket = args[++i]
+    else if (arg.startsWith("--socket=")) socket = arg.slice("--socket=".length)
+    else return undefined
+  }
+  return { json, socket }
+}
+
+const full = () => import("./bin.js")
+
+const fast = fastToken()
+if (fast === undefined) {
+  void full()
+} else {
+  const env = process.env["STRAVA_AUTH_SOCKET"]
+  const socketPath = fast.socket ??
+    (env !== undefined && env.trim() !== "" ? env : Paths.defaultSocket(Paths.current()))
+  const req = Http.request({ socketPath, path: "/token.json", headers: { host: "localhost" }, agent: false }, (res) => {
+    let body = ""
+    res.setEncoding("utf8")
+    res.on("data", (chunk: string) => (body += chunk))
+    res.on("end", () => {
+      let parsed: Record<string, unknown> | undefined
+      try {
+        parsed = JSON.parse(body) as Record<string, unknown>
+      } catch {
+        parsed = undefined
+      }
+      if (res.statusCode === 200 && typeof parsed?.["access_token"] === "string") {
+        process.stdout.write(`${fast.json ? body : parsed["access_token"]}\n`)
+        return
+      }
+      const message = typeof parsed?.["message"] === "string"
+        ? parsed["message"]
+        : `the daemon answered ${res.statusCode}`
+      process.stderr.write(`strava-auth: ${message}\n`)
+      // the exit codes of DaemonError: 77 login needed, 75 temporary failure
+      process.exitCode = parsed?.["error"] === "needs_login" ? 77 : 75
+    })
+  })
+  req.setTimeout(2000, () => req.destroy(new Error("timeout")))
+  // No daemon (or a stale socket): the full CLI reads the file and refreshes it if due.
+  req.on("error", () => void full())
+  req.end()
+}
