@@ -111,10 +111,10 @@ const fromFile = (flags: Partial<StravaFlags>, local: Settings.Local, force: boo
         const latest = yield* read // someone may have refreshed while we waited for the lock
         if (!force && !latest.expiresWithin(local.margin, yield* Clock.currentTimeMillis)) return latest
         const oauth = yield* StravaOAuth.StravaOAuth
-        const fresh = yield* Effect.uninterruptible(
+        // The request and the write of its answer run to their end even on Ctrl-C.
+        return yield* Refresher.shielded(
           Effect.tap(oauth.refresh(latest), (fresh) => TokenFile.write(local.tokenFile, fresh))
         )
-        return fresh
       })
     ).pipe(
       Effect.provide(oauthLayer(flags)),

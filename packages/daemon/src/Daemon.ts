@@ -40,6 +40,7 @@ export const run = (
 ) =>
   Effect.gen(function*() {
     yield* TokenFile.ensureDirectory(Path.dirname(settings.tokenFile))
+    yield* TokenFile.removeTemporaries(settings.tokenFile)
     const refresher = yield* Refresher.make({
       tokenFile: settings.tokenFile,
       margin: settings.margin,

@@ -28,6 +28,7 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
@@ -259,7 +260,7 @@ export const make = (
           const now = yield* Clock.currentTimeMillis
           if (!force && state.nextRefreshAt !== undefined && now < state.nextRefreshAt) return tokens
           if (state.status === "ok") publish({ status: "refreshing" })
-          const result = yield* Effect.either(oauth.refresh(tokens))
+          const result = yield* shielded(Effect.either(oauth.refresh(tokens)))
           if (result._tag === "Left") {
             yield* fail(result.left, tokens)
             return yield* Effect.fail(result.left)
@@ -340,6 +341,17 @@ export const make = (
       run
     }
   })
+
+/**
+ * Runs `effect` to the end even when the caller is interrupted (the caller then waits for it), while the
+ * effect's own timeouts keep working. A refresh request must not be abandoned half way (Strava may already
+ * have rotated the refresh token), nor hang forever inside an uninterruptible region.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const shielded = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.uninterruptible(Effect.flatMap(Effect.forkDaemon(Effect.interruptible(effect)), Fiber.join))
 
 /**
  * Whether a snapshot has a token that can be served at `nowMillis`.

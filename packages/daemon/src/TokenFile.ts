@@ -13,8 +13,8 @@
  *   or others is refused with the `chmod` that fixes it; we never widen or silently narrow permissions.
  * - A malformed file is reported and left alone: nothing is ever overwritten with less.
  * - Refreshes by different processes (the daemon, `strava-auth token`) are serialized by a lock file next to
- *   the token file (`token.json.lock`, created `wx`, holding the owner's pid; a lock whose pid is gone is
- *   stale and taken over).
+ *   the token file (`token.json.lock`, holding the owner's pid, hard-linked into place so it never exists
+ *   empty; a lock whose pid is gone is stale and taken over).
  *
  * @since 0.1.0
  */
@@ -248,6 +248,26 @@ export const write = (
   }).pipe(Effect.uninterruptible)
 
 /**
+ * Removes temp files a killed writer left next to the file (`.token.json.<random>.tmp`). They never hold
+ * anything the file does not: a write renames its temp file only once it is complete and synced.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const removeTemporaries = (path: string): Effect.Effect<void, never, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const dir = Path.dirname(path)
+    const prefix = `.${Path.basename(path)}.`
+    const names = yield* fs.readDirectory(dir).pipe(Effect.orElseSucceed((): ReadonlyArray<string> => []))
+    for (const name of names) {
+      if (name.startsWith(prefix) && name.endsWith(".tmp")) {
+        yield* fs.remove(Path.join(dir, name), { force: true }).pipe(Effect.ignore)
+      }
+    }
+  })
+
+/**
  * Deletes the file (a revoked grant). Missing is fine.
  *
  * @since 0.1.0
@@ -283,8 +303,19 @@ export const withLock = <A, E, R>(
     const fs = yield* FileSystem.FileSystem
     const lock = `${path}.lock`
     yield* ensureDirectory(Path.dirname(path))
-    const take = fs.writeFileString(lock, `${process.pid}\n`, { flag: "wx", mode: 0o600 }).pipe(
-      Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "AlreadyExists", () =>
+    // The lock appears with its pid already in it (written to a temp file, then hard-linked into place), so
+    // a holder killed at any moment leaves either no lock or one whose owner can be checked.
+    const suffix = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(6)), (b) =>
+      b.toString(16).padStart(2, "0"))
+      .join("")
+    const tmp = Path.join(Path.dirname(path), `.${Path.basename(path)}.lock.${suffix}.tmp`)
+    const create = fs.writeFileString(tmp, `${process.pid}\n`, { flag: "wx", mode: 0o600 }).pipe(
+      Effect.zipRight(fs.link(tmp, lock)),
+      Effect.ensuring(fs.remove(tmp, { force: true }).pipe(Effect.ignore))
+    )
+    const take = create.pipe(
+      Effect.catchIf((e) =>
+        e._tag === "SystemError" && e.reason === "AlreadyExists", () =>
         Effect.gen(function*() {
           const owner = Number((yield* fs.readFileString(lock).pipe(Effect.orElseSucceed(() => ""))).trim())
           if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && !pidAlive(owner)) {

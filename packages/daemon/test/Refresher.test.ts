@@ -9,6 +9,7 @@ import { MockStrava, Simulator } from "@strava-auth/testing"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 
@@ -141,6 +142,21 @@ describe("Refresher under TestClock", () => {
       }).pipe(Effect.provide(TestLayer)),
     { timeout: 30_000 }
   )
+
+  it.scoped("a hung request times out (10 s per attempt) instead of blocking the refresher", () =>
+    Effect.gen(function*() {
+      const { mock, refresher } = yield* setup("45 minutes")
+      yield* mock.inject({ endpoint: "token", fault: { _tag: "Hang" }, when: { times: 1 } })
+      const fiber = yield* Effect.fork(Effect.either(refresher.refreshNow))
+      // poll (bounded) until the request has reached the mock and hangs there
+      for (let i = 0; i < 1000 && !(yield* mock.log).some((e) => e.fault === "hang"); i++) {
+        yield* Effect.promise(() => new Promise((r) => setTimeout(r, 1)))
+      }
+      yield* TestClock.adjust("11 seconds")
+      const result = yield* Fiber.join(fiber)
+      assert.strictEqual(result._tag === "Left" && result.left._tag, "TransportError")
+      assert.strictEqual(refresher.snapshot().status, "retrying")
+    }).pipe(Effect.provide(TestLayer)))
 
   it.scoped("a revoked grant goes to needs_login; a new token file brings it back", () =>
     Effect.gen(function*() {
