@@ -155,6 +155,7 @@ export const fromExchange = (
   response: ExchangeResponse,
   scopes: ReadonlyArray<StravaScope>
 ): TokenSet =>
+  // The response was decoded by its schema already: no second validation.
   new TokenSet({
     tokenType: response.token_type,
     accessToken: response.access_token,
@@ -162,7 +163,7 @@ export const fromExchange = (
     expiresAt: response.expires_at,
     scopes,
     athlete: response.athlete
-  })
+  }, true)
 
 /**
  * The token set after a refresh: new tokens and expiry, the athlete and scopes from before. The refresh
@@ -179,4 +180,4 @@ export const applyRefresh = (previous: TokenSet, response: RefreshResponse): Tok
     expiresAt: response.expires_at,
     scopes: previous.scopes,
     ...(previous.athlete === undefined ? {} : { athlete: previous.athlete })
-  })
+  }, true)
