@@ -35,6 +35,12 @@ export const thisInstallation = (): string => {
  */
 export const shippedCommand = "/usr/local/bin/strava-auth"
 
+const unitSection = `[Unit]
+Description=strava-auth: keeps a Strava access token fresh and serves it on a Unix socket
+Wants=network-online.target
+After=network-online.target
+`
+
 const common = `Restart=on-failure
 RestartSec=5
 RestartPreventExitStatus=77 78
@@ -60,11 +66,7 @@ export const render = (kind: Kind, command: string = shippedCommand): string =>
     ? `# strava-auth user service: ~/.config/systemd/user/strava-auth.service
 # Settings: ~/.config/strava-auth/env (STRAVA_CLIENT_ID=..., STRAVA_CLIENT_SECRET_FILE=...), mode 0600.
 # Token file: ~/.local/state/strava-auth/token.json; socket: $XDG_RUNTIME_DIR/strava-auth/token.sock.
-[Unit]
-Description=strava-auth: keeps a Strava access token fresh and serves it on a Unix socket
-Wants=network-online.target
-After=network-online.target
-
+${unitSection}
 [Service]
 Type=exec
 EnvironmentFile=-%h/.config/strava-auth/env
@@ -77,11 +79,7 @@ WantedBy=default.target
     : `# strava-auth system service: /etc/systemd/system/strava-auth.service
 # Settings: /etc/strava-auth/env (STRAVA_CLIENT_ID=...); the secret: /etc/strava-auth/client-secret (0600 root).
 # Token file: /var/lib/strava-auth/token.json; socket: /run/strava-auth/token.sock (0600, user strava-auth).
-[Unit]
-Description=strava-auth: keeps a Strava access token fresh and serves it on a Unix socket
-Wants=network-online.target
-After=network-online.target
-
+${unitSection}
 [Service]
 Type=exec
 User=strava-auth

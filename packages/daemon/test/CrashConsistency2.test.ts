@@ -1,20 +1,3 @@
-import { assert, describe, it } from "@effect/vitest"
-import * as Effect from "effect/Effect"
+import { crashSuite } from "./crash.js"
 
-import { crashes } from "./crash.js"
-
-describe("crash consistency (2 of 2)", () => {
-  it.live(
-    "100 kill -9 during forced refreshes: the file always parses, no persisted rotation is ever lost",
-    () =>
-      Effect.gen(function*() {
-        const tally = yield* crashes(100, 2)
-        console.log(`crash consistency 2: ${JSON.stringify(tally)}`)
-        assert.strictEqual(tally.kills, 100)
-        assert.strictEqual(tally.live + tally.lostInFlight, tally.kills)
-        assert.isAtLeast(tally.refreshes, tally.kills) // every kill landed in a burst of refreshes
-        assert.isAbove(tally.live, 0)
-      }),
-    { timeout: 240_000 }
-  )
-})
+crashSuite("2 of 2", 100, 2)

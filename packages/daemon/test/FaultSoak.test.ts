@@ -2,30 +2,18 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { assert, describe, it } from "@effect/vitest"
-import { Callback, OAuthState, StravaConfig, StravaOAuth } from "@strava-auth/core"
-import { MockStrava, Simulator } from "@strava-auth/testing"
+import { MockStrava } from "@strava-auth/testing"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 
 import * as Refresher from "../src/Refresher.js"
 import * as TokenFile from "../src/TokenFile.js"
+import { login, TestLayer } from "./inProcess.js"
 
 // A simulated week (TestClock) with the mock failing 30 % of token calls with mixed faults.
-
-const TestLayer = StravaOAuth.layer.pipe(
-  Layer.provideMerge(MockStrava.layerClient()),
-  Layer.provideMerge(StravaConfig.layer({
-    clientId: Simulator.defaultApp.clientId,
-    clientSecret: Simulator.defaultApp.clientSecret,
-    retries: 0
-  })),
-  Layer.provideMerge(NodeFileSystem.layer)
-)
 
 /**
  * Lets the refresher catch up: polls (real time, bounded) until its next attempt is in the future, moving the
@@ -48,11 +36,8 @@ describe("fault soak", () => {
     "a week at 30 % mixed faults: no expired token while Strava answered, no invalid grant, within limits",
     () =>
       Effect.gen(function*() {
-        const oauth = yield* StravaOAuth.StravaOAuth
         const mock = yield* MockStrava.MockStrava
-        const state = yield* OAuthState.generate
-        const url = yield* oauth.authorizeUrl({ redirectUri: "http://127.0.0.1/authorization", state })
-        const tokens = yield* oauth.exchangeCode(yield* Callback.parse(yield* mock.approve(url), { state }))
+        const tokens = yield* login
         const tokenFile = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "soak-")), "token.json")
         yield* TokenFile.write(tokenFile, tokens)
         yield* mock.inject({

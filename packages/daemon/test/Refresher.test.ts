@@ -2,39 +2,19 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { assert, describe, it } from "@effect/vitest"
-import { Callback, OAuthState, StravaConfig, StravaOAuth } from "@strava-auth/core"
-import { MockStrava, Simulator } from "@strava-auth/testing"
+import { MockStrava } from "@strava-auth/testing"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 
 import * as Refresher from "../src/Refresher.js"
 import * as TokenFile from "../src/TokenFile.js"
+import { login, TestLayer } from "./inProcess.js"
 
 // The scheduler in-process: TestClock drives days of Strava time in seconds; files are real.
-
-const TestLayer = StravaOAuth.layer.pipe(
-  Layer.provideMerge(MockStrava.layerClient()),
-  Layer.provideMerge(StravaConfig.layer({
-    clientId: Simulator.defaultApp.clientId,
-    clientSecret: Simulator.defaultApp.clientSecret,
-    retries: 0
-  })),
-  Layer.provideMerge(NodeFileSystem.layer)
-)
-
-const login = Effect.gen(function*() {
-  const oauth = yield* StravaOAuth.StravaOAuth
-  const mock = yield* MockStrava.MockStrava
-  const state = yield* OAuthState.generate
-  const url = yield* oauth.authorizeUrl({ redirectUri: "http://127.0.0.1/authorization", state })
-  return yield* oauth.exchangeCode(yield* Callback.parse(yield* mock.approve(url), { state }))
-})
 
 /** Polls (real time, bounded) until the refresher has caught up with the clock. */
 const settle = (refresher: Refresher.Refresher, what: (s: Refresher.Snapshot, now: number) => boolean) =>

@@ -3,6 +3,7 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 
+import { assert, describe, it } from "@effect/vitest"
 import { MockServer } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
 
@@ -110,3 +111,21 @@ export const crashes = (kills: number, seed: number) =>
 const assertAtMostOne = (left: ReadonlyArray<string>) => {
   if (left.length > 1) throw new Error(`temp files accumulate: ${left.join(", ")}`)
 }
+
+/** The suite: `kills` kill -9 cycles with a seed (two files run it in parallel, half each). */
+export const crashSuite = (part: string, kills: number, seed: number) =>
+  describe(`crash consistency (${part})`, () => {
+    it.live(
+      `${kills} kill -9 during forced refreshes: the file always parses, no persisted rotation is ever lost`,
+      () =>
+        Effect.gen(function*() {
+          const tally = yield* crashes(kills, seed)
+          console.log(`crash consistency ${part}: ${JSON.stringify(tally)}`)
+          assert.strictEqual(tally.kills, kills)
+          assert.strictEqual(tally.live + tally.lostInFlight, tally.kills)
+          assert.isAtLeast(tally.refreshes, tally.kills) // every kill landed in a burst of refreshes
+          assert.isAbove(tally.live, 0)
+        }),
+      { timeout: 240_000 }
+    )
+  })
