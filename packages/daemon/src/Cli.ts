@@ -125,14 +125,6 @@ const fromFile = (flags: Partial<StravaFlags>, local: Settings.Local, force: boo
     )
   })
 
-const daemonError = (body: string, fallback: string) => {
-  const parsed = SocketClient.json(body)
-  const message = typeof parsed?.["message"] === "string" ? parsed["message"] : fallback
-  return parsed?.["error"] === "needs_login"
-    ? new TokenSource.LoginRequired({ reason: message })
-    : new TokenSource.TokenUnavailable({ reason: message })
-}
-
 const loginCommand = Command.make(
   "login",
   {
@@ -229,7 +221,7 @@ const tokenCommand = Command.make("token", { ...common, ...strava, json }, (flag
     const local = yield* Settings.local(flagsOf(flags))
     const reply = yield* SocketClient.request(local.socket, "GET", "/token.json")
     if (reply._tag === "Reply") {
-      if (reply.status !== 200) return yield* daemonError(reply.body, `the daemon answered ${reply.status}`)
+      if (reply.status !== 200) return yield* SocketClient.errorOf(reply.status, reply.body)
       const body = SocketClient.json(reply.body)
       return yield* print(flags.json ? reply.body : String(body?.["access_token"] ?? ""))
     }
@@ -301,7 +293,7 @@ const refreshCommand = Command.make("refresh", { ...common, ...strava, json }, (
       const body = SocketClient.json(reply.body)
       return yield* body?.["transient"] === true
         ? new TokenSource.TokenUnavailable({ reason: String(body["message"]) })
-        : daemonError(reply.body, `the daemon answered ${reply.status}`)
+        : SocketClient.errorOf(reply.status, reply.body)
     })
     const fromDaemon = yield* viaDaemon.pipe(Effect.retry({ while: transient, schedule: patience }))
     if (Option.isSome(fromDaemon)) {

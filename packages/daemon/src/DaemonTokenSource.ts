@@ -32,16 +32,10 @@ const fromReply = (reply: SocketClient.Reply, socketPath: string) => {
       })
     )
   }
-  const body = SocketClient.json(reply.body)
-  if (reply.status === 200 && typeof body?.["access_token"] === "string") {
-    return Effect.succeed(Redacted.make(body["access_token"]))
-  }
-  const message = typeof body?.["message"] === "string" ? body["message"] : `the daemon answered ${reply.status}.`
-  return Effect.fail(
-    body?.["error"] === "needs_login"
-      ? new TokenSource.LoginRequired({ reason: message })
-      : new TokenSource.TokenUnavailable({ reason: message })
-  )
+  const token = reply.status === 200 ? SocketClient.json(reply.body)?.["access_token"] : undefined
+  return typeof token === "string"
+    ? Effect.succeed(Redacted.make(token))
+    : Effect.fail(SocketClient.errorOf(reply.status, reply.body))
 }
 
 /**
@@ -50,21 +44,22 @@ const fromReply = (reply: SocketClient.Reply, socketPath: string) => {
  * @since 0.1.0
  * @category constructors
  */
-export const makeSocket = (socketPath: string): TokenSource.TokenSourceShape => ({
-  get: Effect.flatMap(SocketClient.request(socketPath, "GET", "/token.json"), (reply) => fromReply(reply, socketPath)),
-  invalidate: (rejected) =>
-    Effect.flatMap(SocketClient.request(socketPath, "GET", "/token.json"), (reply) => fromReply(reply, socketPath))
-      .pipe(
-        Effect.flatMap((current) =>
-          Redacted.value(current) !== Redacted.value(rejected)
-            ? Effect.succeed(current)
-            : Effect.flatMap(
-              SocketClient.request(socketPath, "POST", "/refresh", 30_000),
-              (reply) => fromReply(reply, socketPath)
-            )
-        )
-      )
-})
+export const makeSocket = (socketPath: string): TokenSource.TokenSourceShape => {
+  const ask = (method: "GET" | "POST", path: string, timeoutMillis?: number) =>
+    Effect.flatMap(
+      SocketClient.request(socketPath, method, path, timeoutMillis),
+      (reply) => fromReply(reply, socketPath)
+    )
+  const get = ask("GET", "/token.json")
+  return {
+    get,
+    invalidate: (rejected) =>
+      Effect.flatMap(get, (current) =>
+        Redacted.value(current) !== Redacted.value(rejected)
+          ? Effect.succeed(current)
+          : ask("POST", "/refresh", 30_000))
+  }
+}
 
 /**
  * @since 0.1.0
@@ -87,9 +82,7 @@ export const makeFile = (path: string): Effect.Effect<TokenSource.TokenSourceSha
       if (Option.isNone(stamp)) {
         return yield* new TokenSource.LoginRequired({ reason: `There is no token file at ${path}.` })
       }
-      const same = cached !== undefined && cached.stamp.ino === stamp.value.ino &&
-        cached.stamp.mtimeMs === stamp.value.mtimeMs && cached.stamp.size === stamp.value.size
-      if (!same) {
+      if (cached === undefined || !TokenFile.sameStamp(cached.stamp, stamp.value)) {
         const read = yield* TokenFile.readStamped(path).pipe(
           Effect.mapError((e) => new TokenSource.LoginRequired({ reason: e.message }))
         )

@@ -77,8 +77,6 @@ export interface Options {
   readonly margin: Duration.Duration
   /** The longest sleep between checks; 30 seconds. */
   readonly recheck?: Duration.Duration | undefined
-  /** Called with each new snapshot (the socket server keeps its copy). */
-  readonly onChange?: ((snapshot: Snapshot) => void) | undefined
 }
 
 /**
@@ -135,7 +133,6 @@ export const make = (
 
     const publish = (next: Partial<Snapshot>) => {
       state = { ...state, ...next }
-      options.onChange?.(state)
     }
 
     /** When to refresh: the margin before expiry, less up to 30 s of jitter (at most a tenth of the margin). */
@@ -170,14 +167,7 @@ export const make = (
     /** Re-reads the file when its stamp differs from the last one we read or wrote. */
     const checkFile = Effect.gen(function*() {
       const stamp = yield* TokenFile.stamp(path)
-      if (
-        Option.getEquivalence<TokenFile.Stamp>((a, b) =>
-          a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.size === b.size
-        )(
-          stamp,
-          known
-        )
-      ) return
+      if (Option.getEquivalence(TokenFile.sameStamp)(stamp, known)) return
       if (Option.isNone(stamp)) {
         known = stamp
         if (state.status !== "needs_login" || state.tokens !== undefined) {

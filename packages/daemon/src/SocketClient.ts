@@ -7,6 +7,7 @@
  */
 import * as Http from "node:http"
 
+import { TokenSource } from "@strava-auth/core"
 import * as Effect from "effect/Effect"
 
 /**
@@ -60,4 +61,19 @@ export const json = (body: string): Record<string, unknown> | undefined => {
   } catch {
     return undefined
   }
+}
+
+/**
+ * The typed error for a daemon's non-200 reply: `needs_login` is `LoginRequired`, anything else
+ * `TokenUnavailable` (try again later). The daemon's message is kept: it says what to do.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const errorOf = (status: number, body: string): TokenSource.LoginRequired | TokenSource.TokenUnavailable => {
+  const parsed = json(body)
+  const message = typeof parsed?.["message"] === "string" ? parsed["message"] : `the daemon answered ${status}.`
+  return parsed?.["error"] === "needs_login"
+    ? new TokenSource.LoginRequired({ reason: message })
+    : new TokenSource.TokenUnavailable({ reason: message })
 }

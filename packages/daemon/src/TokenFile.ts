@@ -134,6 +134,15 @@ export interface Stamp {
 }
 
 /**
+ * Whether two stamps are of the same version of the file.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const sameStamp = (a: Stamp, b: Stamp): boolean =>
+  a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.size === b.size
+
+/**
  * Reads the file: `None` when there is none; a `TokenFileError` for unsafe permissions or bad content.
  *
  * @since 0.1.0
