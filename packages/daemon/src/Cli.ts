@@ -28,6 +28,7 @@ import * as Schedule from "effect/Schedule"
 
 import * as Daemon from "./Daemon.js"
 import { UsageError } from "./DaemonError.js"
+import * as Helper from "./Helper.js"
 import * as Login from "./Login.js"
 import * as Refresher from "./Refresher.js"
 import * as Settings from "./Settings.js"
@@ -205,7 +206,18 @@ const daemonCommand = Command.make("daemon", { ...common, ...strava, logFormat }
           Effect.provideService(HttpClient.HttpClient, http),
           Effect.provideService(FileSystem.FileSystem, fs)
         )
-      yield* Daemon.run(local, { reload }).pipe(
+      // Refreshes run in a detached helper process, so that killing the daemon never loses a rotation.
+      const passOn = (name: string, value: Option.Option<string>) =>
+        Option.isSome(value) ? [name, value.value] : []
+      const helper = Helper.run({
+        tokenFile: local.tokenFile,
+        flags: [
+          ...passOn("--client-id", flags.clientId),
+          ...passOn("--strava-url", flags.stravaUrl),
+          ...passOn("--api-url", flags.apiUrl)
+        ]
+      })
+      yield* Daemon.run(local, { reload, helper }).pipe(
         Effect.provide(StravaOAuth.layer),
         Effect.provideService(StravaConfig.StravaConfig, config)
       )
@@ -280,9 +292,27 @@ const statusCommand = Command.make("status", { ...common, json }, (flags) =>
     if (tokens.isExpired(now)) return yield* new TokenSource.TokenUnavailable({ reason: "the token has expired." })
   })).pipe(Command.withDescription("Show the athlete, scopes, expiry and the daemon's state."))
 
-const refreshCommand = Command.make("refresh", { ...common, ...strava, json }, (flags) =>
+const refreshCommand = Command.make("refresh", {
+  ...common,
+  ...strava,
+  json,
+  local: Options.boolean("local").pipe(
+    Options.withDescription("refresh the token file in this process, without asking the daemon")
+  ),
+  report: Options.boolean("report").pipe(
+    Options.withDescription("with --local: one attempt, and one JSON line with the outcome (the daemon's helper)")
+  )
+}, (flags) =>
   Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
+    if (flags.local && flags.report) {
+      const outcome = yield* Effect.either(fromFile(flags, local, true))
+      if (outcome._tag === "Right") return yield* print(JSON.stringify({ ok: true } satisfies Helper.Report))
+      const error = outcome.left
+      const retry = error._tag !== "ConfigurationError" && Refresher.retryable(error)
+      yield* print(JSON.stringify(Helper.reportOf(error, retry)))
+      return yield* Effect.fail(error)
+    }
     // Keep trying transient failures for about half a minute, then give up with the reason.
     const patience = Schedule.exponential("1 second").pipe(Schedule.jittered, Schedule.upTo("25 seconds"))
     const transient = (e: object) => "transient" in e && e.transient === true
@@ -295,7 +325,9 @@ const refreshCommand = Command.make("refresh", { ...common, ...strava, json }, (
         ? new TokenSource.TokenUnavailable({ reason: String(body["message"]) })
         : SocketClient.errorOf(reply.status, reply.body)
     })
-    const fromDaemon = yield* viaDaemon.pipe(Effect.retry({ while: transient, schedule: patience }))
+    const fromDaemon = flags.local
+      ? Option.none<string>()
+      : yield* viaDaemon.pipe(Effect.retry({ while: transient, schedule: patience }))
     if (Option.isSome(fromDaemon)) {
       const body = SocketClient.json(fromDaemon.value)
       yield* say(`Refreshed; expires at ${new Date(Number(body?.["expires_at"]) * 1000).toISOString()}.`)

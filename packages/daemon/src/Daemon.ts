@@ -36,6 +36,8 @@ export const run = (
     readonly recheck?: Duration.Duration
     /** Builds the Strava client anew from the configuration, for SIGHUP. */
     readonly reload?: Effect.Effect<StravaOAuth.StravaOAuthShape, ConfigurationError>
+    /** Refresh in a helper process (see `Helper`); in this process when absent. */
+    readonly helper?: Effect.Effect<void, Refresher.RefreshError>
   } = {}
 ) =>
   Effect.gen(function*() {
@@ -44,7 +46,8 @@ export const run = (
     const refresher = yield* Refresher.make({
       tokenFile: settings.tokenFile,
       margin: settings.margin,
-      recheck: options.recheck
+      recheck: options.recheck,
+      helper: options.helper
     })
     yield* refresher.load
     const runtime = yield* Effect.runtime<StravaOAuth.StravaOAuth | FileSystem.FileSystem>()

@@ -41,6 +41,10 @@ export class TokenFileError extends Schema.TaggedError<TokenFileError>()("TokenF
   reason: Schema.Literal("Permissions", "Malformed", "Io"),
   detail: Schema.String
 }) {
+  /** A person must fix the file (or the disk); the refresher still retries writes (see `Refresher.retryable`). */
+  get transient(): boolean {
+    return false
+  }
   /** @since 0.1.0 */
   override get message(): string {
     return `token file ${this.path}: ${this.detail}`
@@ -80,6 +84,30 @@ export class DaemonFailure extends Schema.TaggedError<DaemonFailure>()("DaemonFa
 }
 
 /**
+ * A refresh done by the helper process (`strava-auth refresh --local --report`) failed; its report says how.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RefreshFailed extends Schema.TaggedError<RefreshFailed>()("RefreshFailed", {
+  /** The original error's tag (`InvalidGrant`, `ServerError`, ...). */
+  cause: Schema.String,
+  detail: Schema.String,
+  retryable: Schema.Boolean,
+  /** For a 429: when Strava's window resets (epoch milliseconds). */
+  retryAt: Schema.optional(Schema.Number)
+}) {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return this.retryable
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/**
  * @since 0.1.0
  * @category exit codes
  */
@@ -101,6 +129,7 @@ export const ExitCode = {
 export const exitCodeOf = (error: unknown): number => {
   if (ConfigError.isConfigError(error)) return ExitCode.configuration
   if (typeof error !== "object" || error === null || !("_tag" in error)) return ExitCode.unexpected
+  if (error instanceof RefreshFailed) return exitCodeOf({ _tag: error.cause, transient: error.retryable })
   switch (error._tag) {
     case "UsageError":
       return ExitCode.usage

@@ -34,7 +34,7 @@ import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 
-import type { TokenFileError } from "./DaemonError.js"
+import type { RefreshFailed, TokenFileError } from "./DaemonError.js"
 import * as TokenFile from "./TokenFile.js"
 
 /**
@@ -65,7 +65,7 @@ export interface Snapshot {
  * @since 0.1.0
  * @category models
  */
-export type RefreshError = StravaError.StravaError | TokenFileError | TokenSource.LoginRequired
+export type RefreshError = StravaError.StravaError | TokenFileError | TokenSource.LoginRequired | RefreshFailed
 
 /**
  * @since 0.1.0
@@ -77,6 +77,12 @@ export interface Options {
   readonly margin: Duration.Duration
   /** The longest sleep between checks; 30 seconds. */
   readonly recheck?: Duration.Duration | undefined
+  /**
+   * Refresh in another process that takes the file's lock, refreshes, writes the file and reports
+   * (`Helper.run`), instead of in this one. A refresh then survives the daemon being killed: the helper
+   * finishes and writes the rotated refresh token whatever happens to the daemon.
+   */
+  readonly helper?: Effect.Effect<void, RefreshError> | undefined
 }
 
 /**
@@ -202,11 +208,12 @@ export const make = (
     const fail = (error: RefreshError, tokens: Token.TokenSet) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        if (error._tag === "TokenFileError" || error.transient || error._tag === "UnexpectedResponse") {
+        if (retryable(error)) {
           const failures = state.consecutiveFailures + 1
           const jitter = 0.8 + (yield* Random.next) * 0.4
           let wait = Math.min(MAX_BACKOFF, 1000 * 2 ** Math.min(failures - 1, 20)) * jitter
-          if (error._tag === "RateLimited") wait = Math.max(wait, error.retryAt - now)
+          const retryAt = error._tag === "RateLimited" || error._tag === "RefreshFailed" ? error.retryAt : undefined
+          if (retryAt !== undefined) wait = Math.max(wait, retryAt - now)
           publish({
             status: "retrying",
             nextRefreshAt: now + wait,
@@ -214,7 +221,7 @@ export const make = (
             lastError: error.message
           })
           yield* Effect.logWarning("retrying").pipe(Effect.annotateLogs({
-            reason: error._tag,
+            reason: error._tag === "RefreshFailed" ? error.cause : error._tag,
             error: error.message,
             attempt: failures,
             next_attempt_at: new Date(now + wait).toISOString(),
@@ -228,12 +235,60 @@ export const make = (
           consecutiveFailures: state.consecutiveFailures + 1,
           lastError: error.message
         })
-        yield* Effect.logError("needs login").pipe(Effect.annotateLogs({ reason: error._tag, error: error.message }))
+        yield* Effect.logError("needs login").pipe(
+          Effect.annotateLogs({
+            reason: error._tag === "RefreshFailed" ? error.cause : error._tag,
+            error: error.message
+          })
+        )
       })
+
+    /** A refresh succeeded and its result is on disk: publish it. */
+    const refreshed = (fresh: Token.TokenSet, before: Token.TokenSet, at: number) =>
+      Effect.gen(function*() {
+        const same = fresh.sameAccessToken(before)
+        publish({
+          status: "ok",
+          tokens: fresh,
+          nextRefreshAt: yield* schedule(fresh, same),
+          lastRefreshAt: at,
+          consecutiveFailures: 0,
+          lastError: undefined
+        })
+        yield* Effect.logInfo(same ? "refreshed; Strava returned the same token" : "refreshed").pipe(
+          Effect.annotateLogs({
+            expires_at: new Date(fresh.expiresAt * 1000).toISOString(),
+            next_refresh_at: new Date(state.nextRefreshAt!).toISOString(),
+            rotated: !fresh.sameRefreshToken(before)
+          })
+        )
+        return fresh
+      })
+
+    /** One refresh by the helper process, then the file it wrote is adopted. */
+    const refreshByHelper = (helper: Effect.Effect<void, RefreshError>, force: boolean) =>
+      Effect.gen(function*() {
+        yield* checkFile
+        const tokens = state.tokens
+        if (tokens === undefined) {
+          return yield* new TokenSource.LoginRequired({ reason: "No Strava token is stored." })
+        }
+        const now = yield* Clock.currentTimeMillis
+        if (!force && state.nextRefreshAt !== undefined && now < state.nextRefreshAt) return tokens
+        if (state.status === "ok") publish({ status: "refreshing" })
+        const result = yield* Effect.either(shielded(helper))
+        if (result._tag === "Left") {
+          yield* fail(result.left, tokens)
+          return yield* Effect.fail(result.left)
+        }
+        known = Option.none() // the helper wrote the file: read it whatever its stamp
+        yield* checkFile
+        return yield* refreshed(state.tokens ?? tokens, tokens, now)
+      }).pipe(Effect.provide(context))
 
     /** One refresh, under the file lock, after re-reading the file. Uninterruptible from request to write. */
     const refreshOnce = (force: boolean): Effect.Effect<Token.TokenSet, RefreshError> =>
-      TokenFile.withLock(
+      options.helper !== undefined ? refreshByHelper(options.helper, force) : TokenFile.withLock(
         path,
         Effect.gen(function*() {
           if (unsaved !== undefined) {
@@ -262,23 +317,7 @@ export const make = (
             yield* fail(wrote.left, tokens)
             return yield* Effect.fail(wrote.left)
           }
-          const same = fresh.sameAccessToken(tokens)
-          publish({
-            status: "ok",
-            tokens: fresh,
-            nextRefreshAt: yield* schedule(fresh, same),
-            lastRefreshAt: now,
-            consecutiveFailures: 0,
-            lastError: undefined
-          })
-          yield* Effect.logInfo(same ? "refreshed; Strava returned the same token" : "refreshed").pipe(
-            Effect.annotateLogs({
-              expires_at: new Date(fresh.expiresAt * 1000).toISOString(),
-              next_refresh_at: new Date(state.nextRefreshAt!).toISOString(),
-              rotated: !fresh.sameRefreshToken(tokens)
-            })
-          )
-          return fresh
+          return yield* refreshed(fresh, tokens, now)
         }),
         { timeout: "20 seconds" }
       ).pipe(Effect.provide(context), Effect.uninterruptible)
@@ -331,6 +370,17 @@ export const make = (
       run
     }
   })
+
+/**
+ * The failure policy: what is worth retrying with the same grant. Transient failures, a token file that
+ * could not be written, and statuses this version does not know are retried; a refused grant or app is not.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const retryable = (error: RefreshError): boolean =>
+  error.transient || error._tag === "TokenFileError" || error._tag === "UnexpectedResponse" ||
+  (error._tag === "RefreshFailed" && (error.cause === "TokenFileError" || error.cause === "UnexpectedResponse"))
 
 /**
  * Runs `effect` to the end even when the caller is interrupted (the caller then waits for it), while the

@@ -473,6 +473,23 @@ describe("bad input", () => {
       })
     ))
 
+  it.live("refresh --local --report prints one JSON line with the outcome (what the daemon's helper does)", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        const missing = yield* run(["refresh", "--local", "--report"], box.env)
+        assert.strictEqual(missing.code, 77)
+        const failed = JSON.parse(missing.stdout)
+        assert.deepInclude(failed, { ok: false })
+        assert.strictEqual(failed.error.tag, "LoginRequired")
+        assert.strictEqual(failed.error.retryable, false)
+        yield* login(box, server)
+        const done = yield* run(["refresh", "--local", "--report"], box.env)
+        assert.strictEqual(done.code, 0, done.stderr)
+        assert.deepStrictEqual(JSON.parse(done.stdout), { ok: true })
+      })
+    ))
+
   it.live("bad usage exits 64; --help works", () =>
     Effect.gen(function*() {
       const help = yield* run(["--help"], { PATH: process.env["PATH"] ?? "" })
