@@ -47,6 +47,48 @@ export const isInvalidAccessToken = (body: string): boolean =>
   })
 
 /**
+ * The client for an API base URL (`https://www.strava.com/api/v3` unless told otherwise).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWith = (options: { readonly apiUrl: string }): Effect.Effect<
+  HttpClient.HttpClient.With<HttpClientError.HttpClientError | TokenError>,
+  never,
+  HttpClient.HttpClient | TokenSource
+> =>
+  Effect.gen(function*() {
+    const apiUrl = options.apiUrl.replace(/\/+$/, "")
+    const source = yield* TokenSource
+    const client = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.withTracerPropagation(false),
+      HttpClient.mapRequest((request) =>
+        /^https?:\/\//.test(request.url) ? request : HttpClientRequest.prependUrl(request, apiUrl)
+      )
+    )
+    const execute = (
+      request: HttpClientRequest.HttpClientRequest
+    ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError | TokenError> =>
+      Effect.gen(function*() {
+        const token = yield* source.get
+        const response = yield* client.execute(HttpClientRequest.bearerToken(request, token))
+        if (response.status !== 401) return response
+        const body = yield* response.text
+        if (!isInvalidAccessToken(body)) {
+          return HttpClientResponse.fromWeb(request, new Response(body, { status: 401, headers: response.headers }))
+        }
+        const fresh = yield* source.invalidate(token)
+        return yield* client.execute(HttpClientRequest.bearerToken(request, fresh))
+      })
+    return HttpClient.makeWith(
+      (request: Effect.Effect<HttpClientRequest.HttpClientRequest>) => Effect.flatMap(request, execute),
+      Effect.succeed
+    )
+  })
+
+/**
+ * The client for the configured `STRAVA_API_URL`.
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -54,34 +96,7 @@ export const make: Effect.Effect<
   HttpClient.HttpClient.With<HttpClientError.HttpClientError | TokenError>,
   never,
   HttpClient.HttpClient | TokenSource | StravaConfig
-> = Effect.gen(function*() {
-  const config = yield* StravaConfig
-  const source = yield* TokenSource
-  const client = (yield* HttpClient.HttpClient).pipe(
-    HttpClient.withTracerPropagation(false),
-    HttpClient.mapRequest((request) =>
-      /^https?:\/\//.test(request.url) ? request : HttpClientRequest.prependUrl(request, config.apiUrl)
-    )
-  )
-  const execute = (
-    request: HttpClientRequest.HttpClientRequest
-  ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError | TokenError> =>
-    Effect.gen(function*() {
-      const token = yield* source.get
-      const response = yield* client.execute(HttpClientRequest.bearerToken(request, token))
-      if (response.status !== 401) return response
-      const body = yield* response.text
-      if (!isInvalidAccessToken(body)) {
-        return HttpClientResponse.fromWeb(request, new Response(body, { status: 401, headers: response.headers }))
-      }
-      const fresh = yield* source.invalidate(token)
-      return yield* client.execute(HttpClientRequest.bearerToken(request, fresh))
-    })
-  return HttpClient.makeWith(
-    (request: Effect.Effect<HttpClientRequest.HttpClientRequest>) => Effect.flatMap(request, execute),
-    Effect.succeed
-  )
-})
+> = Effect.flatMap(StravaConfig, (config) => makeWith({ apiUrl: config.apiUrl }))
 
 /**
  * @since 0.1.0
@@ -89,3 +104,14 @@ export const make: Effect.Effect<
  */
 export const layer: Layer.Layer<StravaClient, never, HttpClient.HttpClient | TokenSource | StravaConfig> = Layer
   .effect(StravaClient, make)
+
+/**
+ * For apps that need no client credentials (a daemon's token source): only the API base.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWith = (options: {
+  readonly apiUrl: string
+}): Layer.Layer<StravaClient, never, HttpClient.HttpClient | TokenSource> =>
+  Layer.effect(StravaClient, makeWith(options))

@@ -14,7 +14,6 @@ import { DaemonTokenSource, Paths } from "@strava-auth/daemon"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
 const Athlete = Schema.Struct({ id: Schema.Number, firstname: Schema.optional(Schema.NullOr(Schema.String)) })
@@ -26,14 +25,9 @@ const program = Effect.gen(function*() {
 })
 
 const socket = process.env["STRAVA_AUTH_SOCKET"] ?? Paths.defaultSocket(Paths.current())
-const MainLayer = StravaClient.layer.pipe(
+// The app holds no client secret: the daemon owns the grant; the client needs only the API base.
+const MainLayer = StravaClient.layerWith({ apiUrl: process.env["STRAVA_API_URL"] ?? StravaConfig.defaultApiUrl }).pipe(
   Layer.provide(DaemonTokenSource.layerSocket(socket)),
-  // The authenticated client needs only the API base; the app holds no client secret.
-  Layer.provide(StravaConfig.layer({
-    clientId: "0",
-    clientSecret: Redacted.make(""),
-    apiUrl: process.env["STRAVA_API_URL"] ?? StravaConfig.defaultApiUrl
-  })),
   Layer.provide(NodeHttpClient.layerUndici)
 )
 

@@ -3,7 +3,7 @@ import * as Fs from "node:fs"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
-import { StravaClient, StravaConfig, TokenSource } from "@strava-auth/core"
+import { StravaClient, TokenSource } from "@strava-auth/core"
 import { MockServer } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -19,9 +19,8 @@ describe("DaemonTokenSource", () => {
       const { mock, server } = yield* MockServer.make()
       const box = sandbox(server)
       yield* login(box, server)
-      const app = StravaClient.layer.pipe(
+      const app = StravaClient.layerWith({ apiUrl: server.apiUrl }).pipe(
         Layer.provide(DaemonTokenSource.layerSocket(box.socket)),
-        Layer.provide(StravaConfig.layer({ clientId: "0", clientSecret: Redacted.make(""), apiUrl: server.apiUrl })),
         Layer.provide(NodeHttpClient.layerUndici)
       )
       const down = yield* Effect.flip(DaemonTokenSource.makeSocket(box.socket).get)
