@@ -265,8 +265,11 @@ export const make = (
         return fresh
       })
 
-    /** One refresh by the helper process, then the file it wrote is adopted. */
-    const refreshByHelper = (helper: Effect.Effect<void, RefreshError>, force: boolean) =>
+    /**
+     * Before a refresh: re-read the file (someone may have refreshed), then either the tokens to refresh, or
+     * (not forced, and not due any more) the current ones to return as they are.
+     */
+    const begin = (force: boolean) =>
       Effect.gen(function*() {
         yield* checkFile
         const tokens = state.tokens
@@ -274,8 +277,19 @@ export const make = (
           return yield* new TokenSource.LoginRequired({ reason: "No Strava token is stored." })
         }
         const now = yield* Clock.currentTimeMillis
-        if (!force && state.nextRefreshAt !== undefined && now < state.nextRefreshAt) return tokens
+        if (!force && state.nextRefreshAt !== undefined && now < state.nextRefreshAt) {
+          return { _tag: "Current", tokens } as const
+        }
         if (state.status === "ok") publish({ status: "refreshing" })
+        return { _tag: "Refresh", tokens, now } as const
+      })
+
+    /** One refresh by the helper process, then the file it wrote is adopted. */
+    const refreshByHelper = (helper: Effect.Effect<void, RefreshError>, force: boolean) =>
+      Effect.gen(function*() {
+        const start = yield* begin(force)
+        if (start._tag === "Current") return start.tokens
+        const { now, tokens } = start
         const result = yield* Effect.either(shielded(helper))
         if (result._tag === "Left") {
           yield* fail(result.left, tokens)
@@ -297,14 +311,9 @@ export const make = (
             yield* adopt(pending, known)
             return pending
           }
-          yield* checkFile
-          const tokens = state.tokens
-          if (tokens === undefined) {
-            return yield* new TokenSource.LoginRequired({ reason: "No Strava token is stored." })
-          }
-          const now = yield* Clock.currentTimeMillis
-          if (!force && state.nextRefreshAt !== undefined && now < state.nextRefreshAt) return tokens
-          if (state.status === "ok") publish({ status: "refreshing" })
+          const start = yield* begin(force)
+          if (start._tag === "Current") return start.tokens
+          const { now, tokens } = start
           const result = yield* shielded(Effect.either(oauth.refresh(tokens)))
           if (result._tag === "Left") {
             yield* fail(result.left, tokens)
