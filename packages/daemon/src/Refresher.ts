@@ -150,7 +150,7 @@ export const make = (
         return sameAsBefore ? Math.max(due, tokens.expiresAt * 1000 - HOUR) : due
       })
 
-    const adopt = (tokens: Token.TokenSet, stamp: Option.Option<TokenFile.Stamp>) =>
+    const adopt = (tokens: Token.TokenSet, stamp: Option.Option<TokenFile.Stamp>, announce = true) =>
       Effect.gen(function*() {
         known = stamp
         const now = yield* Clock.currentTimeMillis
@@ -161,42 +161,46 @@ export const make = (
           nextRefreshAt: yield* schedule(tokens, false),
           ...(changed ? { consecutiveFailures: 0, lastError: undefined } : {})
         })
-        yield* Effect.logInfo("token loaded").pipe(
-          Effect.annotateLogs({
-            expires_at: new Date(tokens.expiresAt * 1000).toISOString(),
-            next_refresh_at: new Date(state.nextRefreshAt!).toISOString(),
-            expired: tokens.isExpired(now)
-          })
-        )
+        if (announce) {
+          yield* Effect.logInfo("token loaded").pipe(
+            Effect.annotateLogs({
+              expires_at: new Date(tokens.expiresAt * 1000).toISOString(),
+              next_refresh_at: new Date(state.nextRefreshAt!).toISOString(),
+              expired: tokens.isExpired(now)
+            })
+          )
+        }
       })
 
     /** Re-reads the file when its stamp differs from the last one we read or wrote. */
-    const checkFile = Effect.gen(function*() {
-      const stamp = yield* TokenFile.stamp(path)
-      if (Option.getEquivalence(TokenFile.sameStamp)(stamp, known)) return
-      if (Option.isNone(stamp)) {
-        known = stamp
-        if (state.status !== "needs_login" || state.tokens !== undefined) {
-          publish({ ...initial, lastError: `The token file ${path} is gone. Run \`strava-auth login\`.` })
-          yield* Effect.logWarning("needs login").pipe(Effect.annotateLogs({ reason: "token file removed" }))
+    const readIfChanged = (announce: boolean) =>
+      Effect.gen(function*() {
+        const stamp = yield* TokenFile.stamp(path)
+        if (Option.getEquivalence(TokenFile.sameStamp)(stamp, known)) return
+        if (Option.isNone(stamp)) {
+          known = stamp
+          if (state.status !== "needs_login" || state.tokens !== undefined) {
+            publish({ ...initial, lastError: `The token file ${path} is gone. Run \`strava-auth login\`.` })
+            yield* Effect.logWarning("needs login").pipe(Effect.annotateLogs({ reason: "token file removed" }))
+          }
+          return
         }
-        return
-      }
-      const read = yield* Effect.either(TokenFile.readStamped(path))
-      if (read._tag === "Left") {
-        known = stamp
-        publish({ lastError: read.left.message })
-        yield* Effect.logError("cannot use the token file").pipe(Effect.annotateLogs({ error: read.left.message }))
-        return
-      }
-      if (Option.isSome(read.right)) {
-        const { stamp: fresh, tokens } = read.right.value
-        const same = state.tokens !== undefined && state.tokens.sameRefreshToken(tokens) &&
-          state.tokens.sameAccessToken(tokens)
-        if (same) known = Option.some(fresh)
-        else yield* adopt(tokens, Option.some(fresh))
-      }
-    }).pipe(Effect.provide(context))
+        const read = yield* Effect.either(TokenFile.readStamped(path))
+        if (read._tag === "Left") {
+          known = stamp
+          publish({ lastError: read.left.message })
+          yield* Effect.logError("cannot use the token file").pipe(Effect.annotateLogs({ error: read.left.message }))
+          return
+        }
+        if (Option.isSome(read.right)) {
+          const { stamp: fresh, tokens } = read.right.value
+          const same = state.tokens !== undefined && state.tokens.sameRefreshToken(tokens) &&
+            state.tokens.sameAccessToken(tokens)
+          if (same) known = Option.some(fresh)
+          else yield* adopt(tokens, Option.some(fresh), announce)
+        }
+      }).pipe(Effect.provide(context))
+    const checkFile = readIfChanged(true)
 
     const persist = (fresh: Token.TokenSet) =>
       Effect.gen(function*() {
@@ -296,7 +300,7 @@ export const make = (
           return yield* Effect.fail(result.left)
         }
         known = Option.none() // the helper wrote the file: read it whatever its stamp
-        yield* checkFile
+        yield* readIfChanged(false) // logged below as "refreshed"
         return yield* refreshed(state.tokens ?? tokens, tokens, now)
       }).pipe(Effect.provide(context))
 
