@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -135,6 +136,23 @@ describe("strava-auth login", () => {
       })
     ))
 
+  it.live("--port fixes the callback port (for ssh -L)", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const port = yield* Effect.promise(() =>
+          new Promise<number>((resolve) => {
+            const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+              const address = probe.address() as Net.AddressInfo
+              probe.close(() => resolve(address.port))
+            })
+          })
+        )
+        const { result, url } = yield* login(sandbox(server), server, { args: ["--port", String(port)] })
+        assert.strictEqual(result.code, 0, result.stderr)
+        assert.include(url, `redirect_uri=http%3A%2F%2F127.0.0.1%3A${port}%2Fauthorization`)
+      })
+    ))
+
   it.live("an unknown scope is refused before any request (exit 78)", () =>
     withMock((server) =>
       Effect.gen(function*() {
@@ -235,6 +253,19 @@ describe("strava-auth daemon", () => {
           10_000,
           "the new login to be served"
         )
+      })
+    ))
+
+  it.live("--log-format json: one JSON object per line on stderr", () =>
+    withMock((server) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        yield* login(box, server)
+        const { result } = yield* Effect.scoped(daemon(box, ["--log-format", "json"]))
+        const { stderr } = yield* Effect.promise(() => result)
+        const lines = stderr.trim().split("\n").map((line) => JSON.parse(line))
+        assert.include(lines.map((l) => l.message), "started")
+        assert.isTrue(lines.every((l) => typeof l.logLevel === "string" && typeof l.timestamp === "string"))
       })
     ))
 
