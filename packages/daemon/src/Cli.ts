@@ -27,7 +27,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 
 import * as Daemon from "./Daemon.js"
-import { UsageError } from "./DaemonError.js"
+import { UsageError, WriteFailed } from "./DaemonError.js"
 import * as Helper from "./Helper.js"
 import * as Login from "./Login.js"
 import * as Refresher from "./Refresher.js"
@@ -112,10 +112,14 @@ const fromFile = (flags: Partial<StravaFlags>, local: Settings.Local, force: boo
         const latest = yield* read // someone may have refreshed while we waited for the lock
         if (!force && !latest.expiresWithin(local.margin, yield* Clock.currentTimeMillis)) return latest
         const oauth = yield* StravaOAuth.StravaOAuth
-        // The request and the write of its answer run to their end even on Ctrl-C.
-        return yield* Refresher.shielded(
-          Effect.tap(oauth.refresh(latest), (fresh) => TokenFile.write(local.tokenFile, fresh))
-        )
+        // The request and the write of its answer run to their end even on Ctrl-C. Strava has already rotated
+        // the refresh token once it answers, so a failed write is retried before it is given up.
+        const write = (fresh: Token.TokenSet) =>
+          TokenFile.write(local.tokenFile, fresh).pipe(
+            Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.intersect(Schedule.recurs(4)))),
+            Effect.mapError((error) => new WriteFailed({ error, tokens: fresh }))
+          )
+        return yield* Refresher.shielded(Effect.tap(oauth.refresh(latest), write))
       })
     ).pipe(
       Effect.provide(oauthLayer(flags)),
@@ -309,6 +313,11 @@ const refreshCommand = Command.make("refresh", {
       const outcome = yield* Effect.either(fromFile(flags, local, true))
       if (outcome._tag === "Right") return yield* print(JSON.stringify({ ok: true } satisfies Helper.Report))
       const error = outcome.left
+      if (error._tag === "WriteFailed") {
+        const now = yield* Clock.currentTimeMillis
+        yield* print(JSON.stringify(Helper.reportOf(error.error, true, TokenFile.encode(error.tokens, now))))
+        return yield* Effect.fail(error)
+      }
       const retry = error._tag !== "ConfigurationError" && Refresher.retryable(error)
       yield* print(JSON.stringify(Helper.reportOf(error, retry)))
       return yield* Effect.fail(error)

@@ -12,7 +12,9 @@
  *
  * @since 0.1.0
  */
+import type { Token } from "@strava-auth/core"
 import * as ConfigError from "effect/ConfigError"
+import * as Data from "effect/Data"
 import * as Schema from "effect/Schema"
 
 /**
@@ -48,6 +50,27 @@ export class TokenFileError extends Schema.TaggedError<TokenFileError>()("TokenF
   /** @since 0.1.0 */
   override get message(): string {
     return `token file ${this.path}: ${this.detail}`
+  }
+}
+
+/**
+ * Strava answered a refresh, but the token file could not be written even after retries. Carries the new
+ * token set so that the caller can keep it and write it later: the old refresh token is already dead.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class WriteFailed extends Data.TaggedError("WriteFailed")<{
+  readonly error: TokenFileError
+  readonly tokens: Token.TokenSet
+}> {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return false
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `${this.error.message} Strava has already rotated the refresh token: fix this at once, or log in again.`
   }
 }
 
@@ -95,7 +118,9 @@ export class RefreshFailed extends Schema.TaggedError<RefreshFailed>()("RefreshF
   detail: Schema.String,
   retryable: Schema.Boolean,
   /** For a 429: when Strava's window resets (epoch milliseconds). */
-  retryAt: Schema.optional(Schema.Number)
+  retryAt: Schema.optional(Schema.Number),
+  /** Strava answered but the helper could not write the file: the token file's text, for the daemon to keep. */
+  unsaved: Schema.optional(Schema.Redacted(Schema.String))
 }) {
   /** @since 0.1.0 */
   get transient(): boolean {
@@ -142,6 +167,7 @@ export const exitCodeOf = (error: unknown): number => {
       return ExitCode.loginNeeded
     case "ConfigurationError":
     case "TokenFileError":
+    case "WriteFailed":
     case "InvalidClient":
     case "AppInactive":
     case "InvalidScope":

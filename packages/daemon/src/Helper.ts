@@ -9,6 +9,8 @@
  * the helper then finishes its refresh and write before exiting, as every strava-auth command does.)
  *
  * Secrets never go on its argv: it reads the client secret from the environment it inherits, like the daemon.
+ * The report carries tokens only in one case, over the pipe between the two processes: Strava answered but
+ * the file could not be written, and the daemon must keep the new set to write it later.
  *
  * @since 0.1.0
  */
@@ -17,6 +19,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 
 import { RefreshFailed } from "./DaemonError.js"
 
@@ -36,6 +39,8 @@ export type Report =
       readonly retryable: boolean
       readonly retryAt?: number | undefined
     }
+    /** The token file's text when Strava answered but the helper could not write it. */
+    readonly unsaved?: string | undefined
   }
 
 /**
@@ -44,7 +49,7 @@ export type Report =
  * @since 0.1.0
  * @category encoding
  */
-export const reportOf = (error: unknown, retryable: boolean): Report => {
+export const reportOf = (error: unknown, retryable: boolean, unsaved?: string): Report => {
   const e = error as { readonly _tag?: string; readonly message?: string; readonly retryAt?: unknown }
   return {
     ok: false,
@@ -53,7 +58,8 @@ export const reportOf = (error: unknown, retryable: boolean): Report => {
       message: e.message ?? String(error),
       retryable,
       ...(typeof e.retryAt === "number" ? { retryAt: e.retryAt } : {})
-    }
+    },
+    ...(unsaved === undefined ? {} : { unsaved })
   }
 }
 
@@ -114,7 +120,8 @@ export const run = (options: Options): Effect.Effect<void, RefreshFailed> =>
             cause: report.error.tag,
             detail: report.error.message,
             retryable: report.error.retryable,
-            ...(report.error.retryAt === undefined ? {} : { retryAt: report.error.retryAt })
+            ...(report.error.retryAt === undefined ? {} : { retryAt: report.error.retryAt }),
+            ...(report.unsaved === undefined ? {} : { unsaved: Redacted.make(report.unsaved) })
           })
         ))
       }

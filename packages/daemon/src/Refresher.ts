@@ -224,6 +224,8 @@ export const make = (
             consecutiveFailures: failures,
             lastError: error.message
           })
+          // The loop may be asleep on an older, later schedule (this failure came from POST /refresh): wake it.
+          yield* Queue.offer(wakeups, undefined)
           yield* Effect.logWarning("retrying").pipe(Effect.annotateLogs({
             reason: error._tag === "RefreshFailed" ? error.cause : error._tag,
             error: error.message,
@@ -296,8 +298,14 @@ export const make = (
         const { now, tokens } = start
         const result = yield* Effect.either(shielded(helper))
         if (result._tag === "Left") {
-          yield* fail(result.left, tokens)
-          return yield* Effect.fail(result.left)
+          const error = result.left
+          if (error._tag === "RefreshFailed" && error.unsaved !== undefined) {
+            // Strava answered, the helper could not write: keep the set and write it on the next tick.
+            const kept = yield* Effect.either(TokenFile.decode(path, Redacted.value(error.unsaved)))
+            if (kept._tag === "Right") unsaved = kept.right
+          }
+          yield* fail(error, tokens)
+          return yield* Effect.fail(error)
         }
         known = Option.none() // the helper wrote the file: read it whatever its stamp
         yield* readIfChanged(false) // logged below as "refreshed"
@@ -305,35 +313,47 @@ export const make = (
       }).pipe(Effect.provide(context))
 
     /** One refresh, under the file lock, after re-reading the file. Uninterruptible from request to write. */
-    const refreshOnce = (force: boolean): Effect.Effect<Token.TokenSet, RefreshError> =>
-      options.helper !== undefined ? refreshByHelper(options.helper, force) : TokenFile.withLock(
+    /** Writes a set Strava answered but that could not be written then; backs off while the write fails. */
+    const writeUnsaved = (pending: Token.TokenSet) =>
+      TokenFile.withLock(
         path,
         Effect.gen(function*() {
-          if (unsaved !== undefined) {
-            const pending = unsaved
-            yield* persist(pending)
-            yield* adopt(pending, known)
-            return pending
-          }
-          const start = yield* begin(force)
-          if (start._tag === "Current") return start.tokens
-          const { now, tokens } = start
-          const result = yield* shielded(Effect.either(oauth.refresh(tokens)))
-          if (result._tag === "Left") {
-            yield* fail(result.left, tokens)
-            return yield* Effect.fail(result.left)
-          }
-          const fresh = result.right
-          const wrote = yield* Effect.either(persist(fresh))
-          if (wrote._tag === "Left") {
-            unsaved = fresh // never drop a rotated refresh token; written again on the next tick
-            yield* fail(wrote.left, tokens)
-            return yield* Effect.fail(wrote.left)
-          }
-          return yield* refreshed(fresh, tokens, now)
-        }),
-        { timeout: "20 seconds" }
-      ).pipe(Effect.provide(context), Effect.uninterruptible)
+          yield* persist(pending)
+          yield* adopt(pending, known)
+          return pending
+        })
+      ).pipe(
+        Effect.tapError((error) => fail(error, pending)),
+        Effect.provide(context)
+      )
+
+    const refreshOnce = (force: boolean): Effect.Effect<Token.TokenSet, RefreshError> =>
+      unsaved !== undefined
+        ? writeUnsaved(unsaved)
+        : options.helper !== undefined
+        ? refreshByHelper(options.helper, force)
+        : TokenFile.withLock(
+          path,
+          Effect.gen(function*() {
+            const start = yield* begin(force)
+            if (start._tag === "Current") return start.tokens
+            const { now, tokens } = start
+            const result = yield* shielded(Effect.either(oauth.refresh(tokens)))
+            if (result._tag === "Left") {
+              yield* fail(result.left, tokens)
+              return yield* Effect.fail(result.left)
+            }
+            const fresh = result.right
+            const wrote = yield* Effect.either(persist(fresh))
+            if (wrote._tag === "Left") {
+              unsaved = fresh // never drop a rotated refresh token; written again on the next tick
+              yield* fail(wrote.left, tokens)
+              return yield* Effect.fail(wrote.left)
+            }
+            return yield* refreshed(fresh, tokens, now)
+          }),
+          { timeout: "20 seconds" }
+        ).pipe(Effect.provide(context), Effect.uninterruptible)
 
     /** Joins the refresh in flight, or starts one. */
     const shared = (force: boolean): Effect.Effect<Token.TokenSet, RefreshError> =>
@@ -355,7 +375,7 @@ export const make = (
       yield* checkFile
       const now = yield* Clock.currentTimeMillis
       const due = state.nextRefreshAt
-      if (unsaved !== undefined || (state.tokens !== undefined && due !== undefined && now >= due)) {
+      if ((unsaved !== undefined || state.tokens !== undefined) && due !== undefined && now >= due) {
         yield* Effect.ignore(shared(false))
         return
       }

@@ -269,6 +269,43 @@ describe("strava-auth daemon", () => {
       })
     ))
 
+  it.live(
+    "a token file that cannot be written: the rotated tokens are kept and written once it can be",
+    () =>
+      withMock((server, mock) =>
+        Effect.gen(function*() {
+          const box = sandbox(server)
+          yield* login(box, server)
+          yield* daemon(box)
+          yield* mock.expireAccessTokens("30 minutes") // inside the hour: the refresh rotates
+          // Not even root can replace an immutable file. (An unwritable directory is caught earlier: the refresh
+          // lock cannot be taken there, so nothing is sent to Strava.)
+          execFileSync("chattr", ["+i", box.tokenFile])
+          try {
+            const refused = yield* Effect.promise(() => socketGet(box.socket, "/refresh", "POST"))
+            assert.strictEqual(refused._tag === "Reply" && refused.status, 503)
+            const live = yield* mock.liveRefreshToken()
+            assert.notStrictEqual(readJson(box.tokenFile).refresh_token, live) // Strava rotated; the file could not follow
+            const health = yield* Effect.promise(() => socketGet(box.socket, "/health"))
+            const body = health._tag === "Reply" ? JSON.parse(health.body) : {}
+            assert.strictEqual(body.status, "retrying")
+            assert.include(body.last_error, "cannot write")
+          } finally {
+            execFileSync("chattr", ["-i", box.tokenFile])
+          }
+          yield* eventually(
+            async () => {
+              const live = await Effect.runPromise(mock.liveRefreshToken())
+              return readJson(box.tokenFile).refresh_token === live ? true : undefined
+            },
+            20_000,
+            "the kept tokens to be written"
+          )
+        })
+      ),
+    { timeout: 40_000 }
+  )
+
   it.live("SIGTERM removes the socket and exits 0; a stale socket is replaced; a second daemon is refused", () =>
     withMock((server) =>
       Effect.gen(function*() {
