@@ -22,6 +22,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -124,6 +125,17 @@ export interface RefreshingOptions {
 }
 
 /**
+ * Runs `effect` to the end even when the caller is interrupted (the caller then waits for it), while the
+ * effect's own timeouts keep working. A refresh request must not be abandoned half way (Strava may already
+ * have rotated the refresh token), nor hang forever inside an uninterruptible region.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const shielded = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.uninterruptible(Effect.flatMap(Effect.forkDaemon(Effect.interruptible(effect)), Fiber.join))
+
+/**
  * The auto-refreshing source over a `TokenStore` and `StravaOAuth`.
  *
  * @since 0.1.0
@@ -164,8 +176,9 @@ export const makeRefreshing = (
       }))
 
     const refresh = (tokens: TokenSet, now: number) =>
-      oauth.refresh(tokens).pipe(
-        Effect.tap((fresh) => store.set(fresh)), // durable before anyone sees the new access token
+      // Strava rotates the refresh token as it answers: the request and the store's write run to their end
+      // even if the caller is interrupted, and the set is durable before anyone sees its access token.
+      shielded(Effect.tap(oauth.refresh(tokens), (fresh) => store.set(fresh))).pipe(
         Effect.tap((fresh) =>
           Effect.sync(() => {
             current = fresh

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { MockStrava } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
@@ -88,6 +89,24 @@ describe("TokenSource.makeRefreshing", () => {
         assert.strictEqual(Redacted.value(token), Redacted.value(stored.accessToken))
         assert.strictEqual(yield* mock.liveRefreshToken(), Redacted.value(stored.refreshToken))
       }
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("a caller interrupted mid-refresh does not lose the rotation: the store gets the answer", () =>
+    Effect.gen(function*() {
+      const { mock, source, store } = yield* setup()
+      yield* TestClock.adjust(hours(5.5))
+      yield* mock.inject({
+        endpoint: "token",
+        fault: { _tag: "Slow", millis: 3000, processed: true },
+        when: { times: 1 }
+      })
+      const caller = yield* Effect.fork(source.get)
+      yield* TestClock.adjust("1 second") // the request has reached Strava, which rotates and answers slowly
+      const interrupted = yield* Effect.fork(Fiber.interrupt(caller))
+      yield* TestClock.adjust("3 seconds")
+      yield* Fiber.join(interrupted)
+      const stored = Option.getOrThrow(yield* store.get)
+      assert.strictEqual(Redacted.value(stored.refreshToken), yield* mock.liveRefreshToken())
     }).pipe(Effect.provide(layer())))
 
   it.effect("the same token coming back (margin over an hour) is normal and does not loop", () =>

@@ -119,7 +119,7 @@ const fromFile = (flags: Partial<StravaFlags>, local: Settings.Local, force: boo
             Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.intersect(Schedule.recurs(4)))),
             Effect.mapError((error) => new WriteFailed({ error, tokens: fresh }))
           )
-        return yield* Refresher.shielded(Effect.tap(oauth.refresh(latest), write))
+        return yield* TokenSource.shielded(Effect.tap(oauth.refresh(latest), write))
       })
     ).pipe(
       Effect.provide(oauthLayer(flags)),

@@ -28,7 +28,6 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
@@ -296,7 +295,7 @@ export const make = (
         const start = yield* begin(force)
         if (start._tag === "Current") return start.tokens
         const { now, tokens } = start
-        const result = yield* Effect.either(shielded(helper))
+        const result = yield* Effect.either(TokenSource.shielded(helper))
         if (result._tag === "Left") {
           const error = result.left
           if (error._tag === "RefreshFailed" && error.unsaved !== undefined) {
@@ -312,7 +311,6 @@ export const make = (
         return yield* refreshed(state.tokens ?? tokens, tokens, now)
       }).pipe(Effect.provide(context))
 
-    /** One refresh, under the file lock, after re-reading the file. Uninterruptible from request to write. */
     /** Writes a set Strava answered but that could not be written then; backs off while the write fails. */
     const writeUnsaved = (pending: Token.TokenSet) =>
       TokenFile.withLock(
@@ -327,6 +325,10 @@ export const make = (
         Effect.provide(context)
       )
 
+    /**
+     * One refresh: first any set still to be written; else by the helper; else here, under the file lock,
+     * after re-reading the file, uninterruptible from request to write.
+     */
     const refreshOnce = (force: boolean): Effect.Effect<Token.TokenSet, RefreshError> =>
       unsaved !== undefined
         ? writeUnsaved(unsaved)
@@ -338,7 +340,7 @@ export const make = (
             const start = yield* begin(force)
             if (start._tag === "Current") return start.tokens
             const { now, tokens } = start
-            const result = yield* shielded(Effect.either(oauth.refresh(tokens)))
+            const result = yield* TokenSource.shielded(Effect.either(oauth.refresh(tokens)))
             if (result._tag === "Left") {
               yield* fail(result.left, tokens)
               return yield* Effect.fail(result.left)
@@ -412,19 +414,8 @@ export const make = (
  * @category predicates
  */
 export const retryable = (error: RefreshError): boolean =>
-  error.transient || error._tag === "TokenFileError" || error._tag === "UnexpectedResponse" ||
-  (error._tag === "RefreshFailed" && (error.cause === "TokenFileError" || error.cause === "UnexpectedResponse"))
-
-/**
- * Runs `effect` to the end even when the caller is interrupted (the caller then waits for it), while the
- * effect's own timeouts keep working. A refresh request must not be abandoned half way (Strava may already
- * have rotated the refresh token), nor hang forever inside an uninterruptible region.
- *
- * @since 0.1.0
- * @category combinators
- */
-export const shielded = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.uninterruptible(Effect.flatMap(Effect.forkDaemon(Effect.interruptible(effect)), Fiber.join))
+  // A helper's RefreshFailed is `transient` exactly when this policy said so in the helper.
+  error.transient || error._tag === "TokenFileError" || error._tag === "UnexpectedResponse"
 
 /**
  * Whether a snapshot has a token that can be served at `nowMillis`.

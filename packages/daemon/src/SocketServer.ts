@@ -136,8 +136,7 @@ const other = (handlers: Handlers, req: Http.IncomingMessage, res: Http.ServerRe
         ? sendJson(res, 200, Refresher.tokenJson(snapshot.tokens))
         : sendJson(res, 503, unavailable(snapshot))
     case "/health": {
-      const ok = snapshot.status !== "needs_login" && Refresher.servable(snapshot, handlers.now())
-      return sendJson(res, ok ? 200 : 503, health(snapshot))
+      return sendJson(res, Refresher.servable(snapshot, handlers.now()) ? 200 : 503, health(snapshot))
     }
     case "/refresh":
       handlers.refresh().then((result) => {
@@ -153,7 +152,8 @@ const other = (handlers: Handlers, req: Http.IncomingMessage, res: Http.ServerRe
               ? "needs_login"
               : "refresh_failed",
             message: error?.message ?? unavailable(after).message,
-            transient: error === undefined ? true : "transient" in error ? error.transient : false
+            // the daemon's own policy: what it will retry by itself is worth retrying for the caller too
+            transient: error === undefined ? true : Refresher.retryable(error)
           })
         }
       })
