@@ -10,15 +10,16 @@
 import * as Effect from "effect/Effect"
 
 import type { InvalidScope } from "./AuthorizationError.js"
+import * as StravaConfig from "./StravaConfig.js"
 import * as StravaScope from "./StravaScope.js"
 
 /**
- * Strava's web origin.
+ * Strava's web origin (the same constant as `StravaConfig.defaultBaseUrl`).
  *
  * @since 0.1.0
  * @category constants
  */
-export const defaultBaseUrl = "https://www.strava.com"
+export const defaultBaseUrl: string = StravaConfig.defaultBaseUrl
 
 /**
  * @since 0.1.0

@@ -7,18 +7,15 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import * as Encoding from "effect/Encoding"
 
 /**
- * Encodes bytes as unpadded base64url.
+ * Encodes bytes as unpadded base64url (`Encoding.encodeBase64Url`).
  *
  * @since 0.1.0
  * @category encoding
  */
-export const base64url = (bytes: Uint8Array): string => {
-  let binary = ""
-  for (const byte of bytes) binary += String.fromCharCode(byte)
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")
-}
+export const base64url = (bytes: Uint8Array): string => Encoding.encodeBase64Url(bytes)
 
 /**
  * A fresh state: 32 bytes from a cryptographic source, base64url (43 characters).

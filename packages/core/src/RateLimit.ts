@@ -7,6 +7,7 @@
  *
  * @since 0.1.0
  */
+import * as Headers from "@effect/platform/Headers"
 import * as Option from "effect/Option"
 
 /**
@@ -36,14 +37,6 @@ export interface RateLimit {
 const FIFTEEN_MINUTES = 15 * 60 * 1000
 const DAY = 24 * 60 * 60 * 1000
 
-const header = (headers: Readonly<Record<string, string | undefined>>, name: string): string | undefined => {
-  const lower = name.toLowerCase()
-  for (const key of Object.keys(headers)) {
-    if (key.toLowerCase() === lower) return headers[key]
-  }
-  return undefined
-}
-
 /**
  * Parses `"15min,daily"`; anything else is `None`.
  *
@@ -63,12 +56,17 @@ export const parseWindow = (value: string | undefined): Option.Option<Window> =>
  * @since 0.1.0
  * @category parsing
  */
-export const fromHeaders = (headers: Readonly<Record<string, string | undefined>>): RateLimit => ({
-  limit: parseWindow(header(headers, "X-RateLimit-Limit")),
-  usage: parseWindow(header(headers, "X-RateLimit-Usage")),
-  readLimit: parseWindow(header(headers, "X-ReadRateLimit-Limit")),
-  readUsage: parseWindow(header(headers, "X-ReadRateLimit-Usage"))
-})
+export const fromHeaders = (headers: Headers.Input): RateLimit => {
+  // `Headers.fromInput` lower-cases the names and `Headers.get` the name asked for.
+  const normalized = Headers.fromInput(headers)
+  const window = (name: string) => Option.flatMap(Headers.get(normalized, name), (v) => parseWindow(v))
+  return {
+    limit: window("X-RateLimit-Limit"),
+    usage: window("X-RateLimit-Usage"),
+    readLimit: window("X-ReadRateLimit-Limit"),
+    readUsage: window("X-ReadRateLimit-Usage")
+  }
+}
 
 /**
  * The start of the next 15-minute window (:00, :15, :30, :45 UTC) after `nowMillis`.

@@ -11,7 +11,8 @@
  * | `STRAVA_BASE_URL` | Strava's web origin | `https://www.strava.com` |
  * | `STRAVA_API_URL` | the API base (moves to `https://www.api-v3.strava.com` in 2027) | `https://www.strava.com/api/v3` |
  *
- * The secret is `Redacted` from the moment it is read.
+ * The secret is `Redacted` from the moment it is read. A base URL with a user name or password in it
+ * (`http://user:pass@host`) is refused: it would be printed in the authorize URL and in messages.
  *
  * @since 0.1.0
  */
@@ -21,6 +22,7 @@ import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -47,12 +49,17 @@ export interface StravaConfigShape {
 export class StravaConfig extends Context.Tag("@strava-auth/core/StravaConfig")<StravaConfig, StravaConfigShape>() {}
 
 /**
+ * Strava's web origin (authorize page and `/oauth/*`). The one definition in core and the daemon; the mock
+ * (`@strava-auth/testing`) keeps its own, as it imports nothing from core.
+ *
  * @since 0.1.0
  * @category constants
  */
 export const defaultBaseUrl = "https://www.strava.com"
 
 /**
+ * Strava's API base until 2027-06-01 (then `https://www.api-v3.strava.com`; see docs/STRAVA.md).
+ *
  * @since 0.1.0
  * @category constants
  */
@@ -95,27 +102,67 @@ export const make = (input: Input): StravaConfigShape => ({
 export const layer = (input: Input): Layer.Layer<StravaConfig> => Layer.succeed(StravaConfig, make(input))
 
 /**
+ * Checks a client id (Strava's are integers): the trimmed id, or a message that names `source` (the
+ * variable or flag it came from) and says what to do. The value is not echoed: a secret pasted into the
+ * wrong variable must not end up on stderr.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validateClientId = (value: string, source = "STRAVA_CLIENT_ID"): Either.Either<string, string> => {
+  const id = value.trim()
+  return /^\d+$/.test(id)
+    ? Either.right(id)
+    : Either.left(`${source} must be the numeric Client ID shown at https://www.strava.com/settings/api.`)
+}
+
+// `//user:pass@` becomes `//[redacted]@`, so a refused URL can be shown without its credentials.
+const withoutUserinfo = (url: string) => url.replace(/\/\/[^/?#]*@/, "//[redacted]@")
+
+/**
+ * Checks a configured base URL: `http(s)://`, no spaces, and no user name or password (a URL's userinfo
+ * would be printed in the authorize URL and in error messages, and Strava needs none). Returns the URL
+ * without trailing slashes, or a message naming `source` (the variable or flag) that never shows the
+ * userinfo.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validateUrl = (value: string, source: string, example: string): Either.Either<string, string> => {
+  let parsed: URL | undefined
+  try {
+    parsed = /^https?:\/\/\S+$/.test(value) ? new URL(value) : undefined
+  } catch {
+    parsed = undefined
+  }
+  if (parsed === undefined) {
+    return Either.left(`${source} must be an http(s) URL such as ${example}; got "${withoutUserinfo(value)}".`)
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    return Either.left(
+      `${source} must not contain a user name or password ("user:pass@"): it would be shown in the authorize ` +
+        `URL and in messages, and Strava needs none. Use ${withoutUserinfo(value).replace("[redacted]@", "")}.`
+    )
+  }
+  return Either.right(trimSlash(value))
+}
+
+/**
  * `STRAVA_CLIENT_ID`: Strava's client ids are integers.
  *
  * @since 0.1.0
  * @category config
  */
 export const clientId: Config.Config<string> = Config.string("STRAVA_CLIENT_ID").pipe(
-  Config.map((s) => s.trim()),
-  Config.validate({
-    message: "STRAVA_CLIENT_ID must be the numeric Client ID shown at https://www.strava.com/settings/api",
-    validation: (s) => /^\d+$/.test(s)
-  })
+  Config.mapOrFail((s) => Either.mapLeft(validateClientId(s), (message) => ConfigError.InvalidData([], message)))
 )
 
 const url = (name: string, fallback: string): Config.Config<string> =>
   Config.string(name).pipe(
     Config.withDefault(fallback),
-    Config.validate({
-      message: `${name} must be an http(s) URL such as ${fallback}`,
-      validation: (s) => /^https?:\/\/[^\s]+$/.test(s)
-    }),
-    Config.map(trimSlash)
+    Config.mapOrFail((s) =>
+      Either.mapLeft(validateUrl(s, name, fallback), (message) => ConfigError.InvalidData([], message))
+    )
   )
 
 /**

@@ -9,12 +9,17 @@
  *
  * Every error says whether it is `transient` (keep the token, back off, retry) and, in its message, what to
  * do next. No message contains a token or the client secret: the fields carry only status codes, Strava's
- * resource/field/code triple and our own descriptions.
+ * resource/field/code triple and our own descriptions. The server's own text (the envelope's message and
+ * resource/field/code) is not trusted either: a broken or hostile server may echo what it was sent, so
+ * `fromResponse` replaces the secrets of the request with `[redacted]`, turns control characters into
+ * spaces and cuts each text to 200 characters (`scrub`) before any of it reaches an error.
  *
  * @since 0.1.0
  */
+import * as Encoding from "effect/Encoding"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
 import * as RateLimit from "./RateLimit.js"
@@ -248,26 +253,100 @@ export class TransportError extends Schema.TaggedError<TransportError>()("Transp
 
 /**
  * A response that is not what Strava sends: an undecodable body (transient, as Strava's edge sometimes
- * answers garbage) or a status this library does not know (permanent).
+ * answers garbage), a body larger than `maxBodyBytes` (transient for the same reason: what answered was
+ * not Strava's API but maybe a proxy's or portal's page, which goes away; the read stops at the limit, so
+ * a retry costs little), or a status this library does not know (permanent).
  *
  * @since 0.1.0
  * @category errors
  */
 export class UnexpectedResponse extends Schema.TaggedError<UnexpectedResponse>()("UnexpectedResponse", {
   status: Schema.Number,
-  reason: Schema.Literal("Decode", "Status"),
+  reason: Schema.Literal("Decode", "Status", "TooLarge"),
   detail: Schema.String
 }) {
   /** @since 0.1.0 */
   get transient(): boolean {
-    return this.reason === "Decode"
+    return this.reason !== "Status"
   }
   /** @since 0.1.0 */
   override get message(): string {
-    return this.reason === "Decode"
-      ? `Strava's ${this.status} response could not be decoded (${this.detail}). Retry later.`
-      : `Strava answered an unexpected ${this.status} (${this.detail}). Check the request; report it if it persists.`
+    switch (this.reason) {
+      case "Decode":
+        return `Strava's ${this.status} response could not be decoded (${this.detail}). Retry later.`
+      case "TooLarge":
+        return `Strava's ${this.status} response is too large (${this.detail}); Strava's answers are a few KB, ` +
+          "so this is not Strava's API: check STRAVA_BASE_URL/STRAVA_API_URL and any proxy. Retry later."
+      case "Status":
+        return `Strava answered an unexpected ${this.status} (${this.detail}). Check the request; report it if ` +
+          "it persists."
+    }
   }
+}
+
+/**
+ * The most bytes read from a response of Strava's OAuth endpoints (a token answer is under 2 KB).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const maxBodyBytes = 64 * 1024
+
+/**
+ * The longest server-provided text kept in an error.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const maxServerText = 200
+
+/**
+ * A body that went over `limit` bytes (the read stopped there).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const tooLarge = (status: number, limit: number = maxBodyBytes): UnexpectedResponse =>
+  new UnexpectedResponse({ status, reason: "TooLarge", detail: `more than ${limit} bytes` })
+
+/**
+ * The forms a secret may take when a server echoes it: as sent, percent-encoded, form-encoded.
+ *
+ * @since 0.2.0
+ * @category scrubbing
+ */
+export const secretForms = (secret: Redacted.Redacted<string> | string): ReadonlyArray<string> => {
+  const value = Redacted.isRedacted(secret) ? Redacted.value(secret) : secret
+  if (value === "") return []
+  return Array.from(new Set([value, encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2)]))
+}
+
+/**
+ * The value of the `Authorization: Basic` header of `clientId:clientSecret` (what `/oauth/revoke` is sent),
+ * to scrub along with the secret itself.
+ *
+ * @since 0.2.0
+ * @category scrubbing
+ */
+export const basicCredential = (clientId: string, clientSecret: Redacted.Redacted<string>): Redacted.Redacted<string> =>
+  Redacted.make(Encoding.encodeBase64(`${clientId}:${Redacted.value(clientSecret)}`))
+
+/**
+ * Makes server-provided text fit for an error or a log line: every known secret (as sent, percent- or
+ * form-encoded) becomes `[redacted]`, control characters become spaces (no forged log lines, no terminal
+ * escapes), and the result is at most `maxServerText` characters.
+ *
+ * @since 0.2.0
+ * @category scrubbing
+ */
+export const scrub = (text: string, secrets: ReadonlyArray<Redacted.Redacted<string> | string> = []): string => {
+  let out = text
+  // Longest first, so a secret that contains another is replaced whole.
+  const forms = secrets.flatMap(secretForms).sort((a, b) => b.length - a.length)
+  for (const form of forms) out = out.split(form).join("[redacted]")
+
+  out = out.replace(/[\u0000-\u001f\u007f-\u009f]/g, " ")
+  return out.length > maxServerText ? `${out.slice(0, maxServerText - 1)}…` : out
 }
 
 /**
@@ -319,6 +398,11 @@ export const fromResponse = (options: {
   readonly headers: Readonly<Record<string, string | undefined>>
   readonly body: string
   readonly nowMillis: number
+  /**
+   * What the request carried that must never be shown (the client secret, the token or code sent):
+   * scrubbed from every text of the server's that goes into the error.
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string> | string> | undefined
 }): StravaError => {
   const { endpoint, status } = options
   if (status === 429) {
@@ -326,7 +410,11 @@ export const fromResponse = (options: {
     return new RateLimited({ status, ...limits, retryAt: RateLimit.resetsAt(limits, options.nowMillis) })
   }
   if (status >= 500) return new ServerError({ status })
-  const fault = parseFault(options.body)
+  const clean = (text: string) => scrub(text, options.secrets)
+  const fault = Option.map(parseFault(options.body), (f) => ({
+    message: clean(f.message),
+    errors: f.errors.map((i) => ({ resource: clean(i.resource), field: clean(i.field), code: clean(i.code) }))
+  }))
   const items = Option.match(fault, { onNone: () => [], onSome: (f) => f.errors })
   const find = (resource: string) => items.find((item) => is(item.resource, resource))
 
@@ -362,10 +450,29 @@ export const fromResponse = (options: {
   const described = Option.match(fault, {
     onNone: () => "no error envelope",
     onSome: (f) =>
-      [f.message, ...f.errors.map((i) => `${i.resource}/${i.field}/${i.code}`)].filter((s) => s !== "").join(" ")
+      clean(
+        [f.message, ...f.errors.map((i) => `${i.resource}/${i.field}/${i.code}`)].filter((s) => s !== "").join(" ")
+      )
   })
   return new UnexpectedResponse({ status, reason: "Status", detail: described })
 }
+
+/**
+ * The paths a decoding failure names, each once, in order (`athlete.id`, `expires_at`); `root` stands for
+ * the value as a whole (not JSON, not an object). Never the values, which may be tokens: for any message
+ * about a Schema failure on outside data (Strava's answers, token files).
+ *
+ * @since 0.2.0
+ * @category formatting
+ */
+export const fieldPaths = (error: ParseResult.ParseError, root = "(body)"): ReadonlyArray<string> =>
+  Array.from(
+    new Set(
+      ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
+        issue.path.length === 0 ? root : issue.path.map(String).join(".")
+      )
+    )
+  )
 
 /**
  * Describes a decoding failure by the paths that failed only, never the values (which may be tokens).
@@ -373,13 +480,5 @@ export const fromResponse = (options: {
  * @since 0.1.0
  * @category constructors
  */
-export const fromParseError = (status: number, error: ParseResult.ParseError): UnexpectedResponse => {
-  const paths = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
-    issue.path.length === 0 ? "(body)" : issue.path.map(String).join(".")
-  )
-  return new UnexpectedResponse({
-    status,
-    reason: "Decode",
-    detail: `invalid or missing: ${Array.from(new Set(paths)).join(", ")}`
-  })
-}
+export const fromParseError = (status: number, error: ParseResult.ParseError): UnexpectedResponse =>
+  new UnexpectedResponse({ status, reason: "Decode", detail: `invalid or missing: ${fieldPaths(error).join(", ")}` })

@@ -7,10 +7,15 @@
  * - Each attempt has its own timeout; transient failures (network, timeout, 5xx, undecodable body) are
  *   retried a few times with jittered backoff. A 429 is not retried here: its window is minutes away, and
  *   the caller decides whether to wait.
- * - Every non-2xx answer becomes a `StravaError` through `StravaError.fromResponse`.
+ * - Every non-2xx answer becomes a `StravaError` through `StravaError.fromResponse`, which is given the
+ *   secrets of the request (client secret, code or token sent) to scrub from the server's text.
+ * - A body is read as a stream and abandoned past `StravaError.maxBodyBytes` (64 KB; a token answer is
+ *   under 2 KB): `UnexpectedResponse` with reason `TooLarge`, so a broken or hostile server cannot make the
+ *   process buffer hundreds of megabytes.
  *
  * @since 0.1.0
  */
+import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -20,9 +25,11 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 
 import type { InvalidScope } from "./AuthorizationError.js"
 import * as AuthorizeUrl from "./AuthorizeUrl.js"
@@ -79,7 +86,9 @@ export interface StravaOAuthShape {
  */
 export class StravaOAuth extends Context.Tag("@strava-auth/core/StravaOAuth")<StravaOAuth, StravaOAuthShape>() {}
 
-const fromClientError = (error: HttpClientError.HttpClientError): StravaError.StravaError => {
+type Secrets = ReadonlyArray<Redacted.Redacted<string>>
+
+const fromClientError = (secrets: Secrets) => (error: HttpClientError.HttpClientError): StravaError.StravaError => {
   if (error._tag === "ResponseError") {
     return new StravaError.UnexpectedResponse({
       status: error.response.status,
@@ -89,8 +98,52 @@ const fromClientError = (error: HttpClientError.HttpClientError): StravaError.St
   }
   return new StravaError.TransportError({
     reason: "Transport",
-    detail: `${error.reason}: ${error.description ?? "request failed"}`
+    detail: StravaError.scrub(`${error.reason}: ${error.description ?? "request failed"}`, secrets)
   })
+}
+
+interface Read {
+  readonly size: number
+  readonly chunks: Array<Uint8Array>
+}
+
+/**
+ * Reads a body as text, at most `limit` bytes: a declared `Content-Length` over the limit fails before
+ * reading, and the stream is abandoned (and the connection with it) as soon as the limit is passed.
+ *
+ * @since 0.2.0
+ * @category reading
+ */
+export const readBody = (
+  response: HttpClientResponse.HttpClientResponse,
+  limit: number = StravaError.maxBodyBytes
+): Effect.Effect<string, StravaError.UnexpectedResponse> => {
+  const declared = Option.match(Headers.get(response.headers, "content-length"), {
+    onNone: () => 0,
+    onSome: Number
+  })
+  if (declared > limit) return Effect.fail(StravaError.tooLarge(response.status, limit))
+  const stream = Stream.mapError(response.stream, () =>
+    new StravaError.UnexpectedResponse({
+      status: response.status,
+      reason: "Decode",
+      detail: "the body could not be read"
+    }))
+  const initial: Read = { size: 0, chunks: [] }
+  return Stream.runFoldEffect(stream, initial, (read, chunk) => {
+    const size = read.size + chunk.length
+    if (size > limit) return Effect.fail(StravaError.tooLarge(response.status, limit))
+    read.chunks.push(chunk)
+    return Effect.succeed({ size, chunks: read.chunks })
+  }).pipe(Effect.map(({ chunks, size }) => {
+    const bytes = new Uint8Array(size)
+    let offset = 0
+    for (const chunk of chunks) {
+      bytes.set(chunk, offset)
+      offset += chunk.length
+    }
+    return new TextDecoder().decode(bytes)
+  }))
 }
 
 /**
@@ -108,24 +161,33 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
       Schedule.intersect(Schedule.recurs(config.retries))
     )
 
+    // Sent with every request that carries the client secret: scrubbed from whatever the server says.
+    const clientSecrets: Secrets = [
+      config.clientSecret,
+      StravaError.basicCredential(config.clientId, config.clientSecret)
+    ]
+
     const send = <A>(
       endpoint: StravaError.Endpoint,
       request: HttpClientRequest.HttpClientRequest,
+      sent: Redacted.Redacted<string>,
       decode: (response: HttpClientResponse.HttpClientResponse) => Effect.Effect<A, StravaError.StravaError>
-    ): Effect.Effect<A, StravaError.StravaError> =>
-      client.execute(request).pipe(
-        Effect.mapError(fromClientError),
+    ): Effect.Effect<A, StravaError.StravaError> => {
+      const secrets = [sent, ...clientSecrets]
+      return client.execute(request).pipe(
+        Effect.mapError(fromClientError(secrets)),
         Effect.flatMap((response) =>
           response.status >= 200 && response.status < 300
             ? decode(response)
-            : Effect.flatMap(Effect.zip(readText(response), Clock.currentTimeMillis), ([body, nowMillis]) =>
+            : Effect.flatMap(Effect.zip(readBody(response), Clock.currentTimeMillis), ([body, nowMillis]) =>
               Effect.fail(
                 StravaError.fromResponse({
                   endpoint,
                   status: response.status,
                   headers: response.headers,
                   body,
-                  nowMillis
+                  nowMillis,
+                  secrets
                 })
               ))
         ),
@@ -143,15 +205,13 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
             while: (error) => error.transient && error._tag !== "RateLimited"
           })
       )
-
-    const readText = (response: HttpClientResponse.HttpClientResponse) =>
-      response.text.pipe(Effect.mapError(fromClientError))
+    }
 
     // Decoding is synchronous (no effectful schema in these), which keeps the per-call overhead low.
     const decodeJson = <A, I>(schema: Schema.Schema<A, I>) => {
       const decode = Schema.decodeUnknownEither(Schema.parseJson(schema))
       return (response: HttpClientResponse.HttpClientResponse) =>
-        Effect.flatMap(readText(response), (text) => {
+        Effect.flatMap(readBody(response), (text) => {
           const decoded = decode(text)
           return decoded._tag === "Right"
             ? Effect.succeed(decoded.right)
@@ -176,21 +236,22 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
 
     return StravaOAuth.of({
       authorizeUrl: (options) => AuthorizeUrl.make({ ...options, clientId: config.clientId, baseUrl: config.baseUrl }),
-      exchangeCode: ({ code, scopes }) =>
-        send(
+      exchangeCode: ({ code, scopes }) => {
+        const sent = Redacted.isRedacted(code) ? code : Redacted.make(code)
+        return send(
           "token",
-          tokenRequest({
-            code: Redacted.isRedacted(code) ? Redacted.value(code) : code,
-            grant_type: "authorization_code"
-          }),
+          tokenRequest({ code: Redacted.value(sent), grant_type: "authorization_code" }),
+          sent,
           decodeExchange
         ).pipe(
           Effect.map((response) => Token.fromExchange(response, scopes))
-        ),
+        )
+      },
       refresh: (tokens) =>
         send(
           "token",
           tokenRequest({ refresh_token: Redacted.value(tokens.refreshToken), grant_type: "refresh_token" }),
+          tokens.refreshToken,
           decodeRefresh
         ).pipe(
           Effect.map((response) => Token.applyRefresh(tokens, response))
@@ -202,6 +263,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
             HttpClientRequest.acceptJson,
             HttpClientRequest.bearerToken(accessToken)
           ),
+          accessToken,
           ignoreBody
         ),
       revoke: (token, hint) =>
@@ -215,6 +277,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
               ...(hint === undefined ? {} : { token_type_hint: hint })
             })
           ),
+          token,
           ignoreBody
         ),
       getAthlete: (accessToken) =>
@@ -224,6 +287,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
             HttpClientRequest.acceptJson,
             HttpClientRequest.bearerToken(accessToken)
           ),
+          accessToken,
           decodeAthlete
         )
     })

@@ -44,27 +44,6 @@ export const SummaryAthlete = Schema.Struct({
 export type SummaryAthlete = typeof SummaryAthlete.Type
 
 /**
- * `POST /oauth/token` with `grant_type=authorization_code`.
- *
- * @since 0.1.0
- * @category schemas
- */
-export const ExchangeResponse = Schema.Struct({
-  token_type: Schema.optionalWith(Schema.String, { default: () => "Bearer" }),
-  access_token: Schema.Redacted(Schema.NonEmptyString),
-  refresh_token: Schema.Redacted(Schema.NonEmptyString),
-  expires_at: Schema.Int,
-  expires_in: Schema.optional(Schema.Number),
-  athlete: SummaryAthlete
-})
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type ExchangeResponse = typeof ExchangeResponse.Type
-
-/**
  * `POST /oauth/token` with `grant_type=refresh_token`.
  *
  * @since 0.1.0
@@ -83,6 +62,20 @@ export const RefreshResponse = Schema.Struct({
  * @category models
  */
 export type RefreshResponse = typeof RefreshResponse.Type
+
+/**
+ * `POST /oauth/token` with `grant_type=authorization_code`: the refresh response plus the athlete.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ExchangeResponse = Schema.Struct({ ...RefreshResponse.fields, athlete: SummaryAthlete })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ExchangeResponse = typeof ExchangeResponse.Type
 
 /**
  * What a grant is: the two tokens, when the access token expires, what was granted and to whom.

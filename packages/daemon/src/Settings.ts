@@ -11,6 +11,10 @@
  * | `STRAVA_BASE_URL`, `STRAVA_API_URL` | `--strava-url`, `--api-url` | Strava's |
  * | `STRAVA_AUTH_LOG_FORMAT` | `--log-format` | `logfmt` |
  *
+ * The client id and URL checks are core's (`StravaConfig.validateClientId`, `StravaConfig.validateUrl`),
+ * so the command and an app reading `StravaConfig.fromEnv` accept and refuse the same values.
+ *
+ * @internal The command's own configuration, not part of `@strava-auth/daemon`'s entry.
  * @since 0.1.0
  */
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -19,6 +23,7 @@ import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 
@@ -179,23 +184,18 @@ export const strava = (
           "https://www.strava.com/settings/api."
       })
     }
-    if (!/^\d+$/.test(id.value.trim())) {
-      return yield* new ConfigurationError({
-        detail: `STRAVA_CLIENT_ID (or --client-id) must be the numeric Client ID from ` +
-          `https://www.strava.com/settings/api; got "${id.value}".`
-      })
-    }
-    const url = (flag: Option.Option<string>, env: string, fallback: string) =>
-      Effect.flatMap(pick(flag, env), (value) => {
-        const text = Option.getOrElse(value, () => fallback)
-        return /^https?:\/\/\S+$/.test(text)
-          ? Effect.succeed(text)
-          : Effect.fail(
-            new ConfigurationError({ detail: `${env} must be an http(s) URL such as ${fallback}; got "${text}".` })
-          )
-      })
-    const baseUrl = yield* url(flags.stravaUrl, "STRAVA_BASE_URL", StravaConfig.defaultBaseUrl)
-    const apiUrl = yield* url(flags.apiUrl, "STRAVA_API_URL", StravaConfig.defaultApiUrl)
+    const clientId = yield* Either.mapLeft(
+      StravaConfig.validateClientId(id.value, "STRAVA_CLIENT_ID (or --client-id)"),
+      (detail) => new ConfigurationError({ detail })
+    )
+    const url = (flag: Option.Option<string>, env: string, option: string, fallback: string) =>
+      Effect.flatMap(pick(flag, env), (value) =>
+        Either.mapLeft(
+          StravaConfig.validateUrl(Option.getOrElse(value, () => fallback), `${env} (or ${option})`, fallback),
+          (detail) => new ConfigurationError({ detail })
+        ))
+    const baseUrl = yield* url(flags.stravaUrl, "STRAVA_BASE_URL", "--strava-url", StravaConfig.defaultBaseUrl)
+    const apiUrl = yield* url(flags.apiUrl, "STRAVA_API_URL", "--api-url", StravaConfig.defaultApiUrl)
     const secret = yield* clientSecret(environment)
-    return StravaConfig.make({ clientId: id.value.trim(), clientSecret: secret, baseUrl, apiUrl, retries: 0 })
+    return StravaConfig.make({ clientId, clientSecret: secret, baseUrl, apiUrl, retries: 0 })
   }).pipe(Effect.catchTag("ConfigError", (e) => new ConfigurationError({ detail: describeConfigError(e) })))

@@ -5,6 +5,7 @@
  * Both restart on failure except on 77 (login needed) and 78 (configuration), where a restart cannot help.
  * `MemoryDenyWriteExecute=` is deliberately absent: V8's JIT needs writable-executable memory.
  *
+ * @internal The command's `systemd-unit`, not part of `@strava-auth/daemon`'s entry.
  * @since 0.1.0
  */
 import * as Path from "node:path"
