@@ -3,7 +3,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it, onTestFinished } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -30,7 +30,9 @@ describe("StravaConfig.fromEnv", () => {
 
   it.effect("takes the secret from STRAVA_CLIENT_SECRET_FILE, without its trailing newline", () =>
     Effect.gen(function*() {
-      const file = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "cfg-")), "secret")
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "cfg-"))
+      onTestFinished(() => Fs.rmSync(dir, { recursive: true, force: true }))
+      const file = Path.join(dir, "secret")
       Fs.writeFileSync(file, "from-file\n")
       const config = yield* StravaConfig.fromEnv.pipe(
         withEnv({ STRAVA_CLIENT_ID: "1", STRAVA_CLIENT_SECRET_FILE: file, STRAVA_BASE_URL: "http://127.0.0.1:9/" })

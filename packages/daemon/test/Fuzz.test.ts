@@ -1,6 +1,4 @@
-import * as Fs from "node:fs"
 import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
 
 import { assert, describe, it } from "@effect/vitest"
@@ -13,7 +11,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Refresher from "../src/Refresher.js"
 import * as SocketServer from "../src/SocketServer.js"
 import * as TokenFile from "../src/TokenFile.js"
-import { socketGet } from "./harness.js"
+import { socketGet, tempDir } from "./harness.js"
 
 const valid = JSON.parse(TokenFile.encode(
   new Token.TokenSet({
@@ -96,7 +94,7 @@ describe("fuzz: socket requests", () => {
     "random bytes, request-like garbage and slow writers never stop /token for others",
     () =>
       Effect.gen(function*() {
-        const socket = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "fz-")), "s.sock")
+        const socket = Path.join(tempDir("fz-"), "s.sock")
         yield* SocketServer.serve(socket, {
           snapshot: () => ok,
           now: () => 1_900_000_000_000,

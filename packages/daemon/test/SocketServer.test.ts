@@ -1,6 +1,5 @@
 import * as Fs from "node:fs"
 import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
 
 import { assert, describe, it } from "@effect/vitest"
@@ -10,7 +9,7 @@ import * as Redacted from "effect/Redacted"
 
 import type * as Refresher from "../src/Refresher.js"
 import * as SocketServer from "../src/SocketServer.js"
-import { socketGet } from "./harness.js"
+import { socketGet, tempDir } from "./harness.js"
 
 const tokens = new Token.TokenSet({
   tokenType: "Bearer",
@@ -32,7 +31,7 @@ const ok: Refresher.Snapshot = {
 
 const listen = (snapshot: () => Refresher.Snapshot, now = () => 1_900_000_000_000) =>
   Effect.gen(function*() {
-    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "sock-"))
+    const dir = tempDir("sock-") // removed when the test ends
     const socket = Path.join(dir, "run", "token.sock")
     yield* SocketServer.serve(socket, { snapshot, now, refresh: () => Promise.resolve({ ok: true }) })
     return socket

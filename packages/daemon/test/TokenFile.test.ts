@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
@@ -13,6 +12,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 
 import * as TokenFile from "../src/TokenFile.js"
+import { tempDir as scratch } from "./harness.js"
 
 const tokens = new Token.TokenSet({
   tokenType: "Bearer",
@@ -23,7 +23,8 @@ const tokens = new Token.TokenSet({
   athlete: { id: 1001, firstname: "Marianne", lastname: "Mock" }
 })
 
-const tempDir = () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "strava-auth-test-"))
+// removed when the test ends, passed or failed
+const tempDir = () => scratch("strava-auth-test-")
 
 describe("TokenFile", () => {
   it.effect("writes 0600 in a 0700 directory it creates, with Strava's field names", () =>

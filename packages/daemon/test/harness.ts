@@ -1,10 +1,11 @@
 // Black-box harness: the real `strava-auth` process against the mock Strava server on 127.0.0.1.
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
+import { onTestFinished } from "@effect/vitest"
 import type { MockServer } from "@strava-auth/testing"
 import { Simulator } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
@@ -23,13 +24,36 @@ export interface Sandbox {
   readonly env: Record<string, string>
 }
 
+const remove = (dir: string) => {
+  try {
+    Fs.rmSync(dir, { recursive: true, force: true })
+  } catch (error) {
+    // a file the test made immutable (`chattr +i`) and did not reset because it failed first
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") throw error
+    execFileSync("chattr", ["-R", "-i", dir], { stdio: "ignore" })
+    Fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * A fresh directory under the run's temp dir (`os.tmpdir()`, see scripts/vitest-global-setup.ts), removed with
+ * everything in it when the current test ends, whether it passed or failed. Call it inside a test.
+ */
+export const tempDir = (prefix: string): string => {
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))
+  onTestFinished(() => remove(dir))
+  return dir
+}
+
+/** A sandbox for one strava-auth installation; removed when the current test ends (call it inside a test). */
 export const sandbox = (server: MockServer.MockServerShape, extra: Record<string, string> = {}): Sandbox => {
-  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "sa-"))
+  const dir = tempDir("sa-")
   const tokenFile = Path.join(dir, "state", "token.json")
   const socket = Path.join(dir, "run", "token.sock")
   const env: Record<string, string> = {
     PATH: process.env["PATH"] ?? "/usr/bin:/bin",
     HOME: dir,
+    TMPDIR: Os.tmpdir(), // the run's temp dir, for the children too
     STRAVA_CLIENT_ID: Simulator.defaultApp.clientId,
     STRAVA_CLIENT_SECRET: Simulator.defaultApp.clientSecret,
     STRAVA_BASE_URL: server.url,
@@ -52,6 +76,13 @@ export const start = (args: ReadonlyArray<string>, env: Record<string, string>):
   child.stdout!.setEncoding("utf8")
   child.stderr!.setEncoding("utf8")
   child.stderr!.on("data", (d: string) => transcript.push(d))
+  // One the test left running (it failed or timed out first) is killed before its sandbox is removed.
+  onTestFinished(() =>
+    child.exitCode !== null || child.signalCode !== null ? undefined : new Promise<void>((resolve) => {
+      child.once("exit", () => resolve())
+      child.kill("SIGKILL")
+    })
+  )
   return child
 }
 
@@ -115,7 +146,50 @@ export const daemon = (box: Sandbox, args: ReadonlyArray<string> = []) =>
       )
   )
 
-/** `strava-auth login --no-browser`, with the athlete deciding on the mock's page. */
+/**
+ * What a browser does with the login's start address: one visit, not following the redirect; gives Strava's
+ * authorize URL (the `Location`) and the cookie to send back with the redirect (`name=value`).
+ */
+export const visitStart = async (start: string) => {
+  const reply = await fetch(start, { redirect: "manual" })
+  const location = reply.headers.get("location")
+  const cookie = reply.headers.get("set-cookie")?.split(";")[0]
+  if (reply.status !== 302 || location === null || cookie === undefined) {
+    throw new Error(`the login's start address answered ${reply.status} without a redirect and a cookie`)
+  }
+  return { authorizeUrl: location, cookie, setCookie: reply.headers.get("set-cookie")! }
+}
+
+/** The athlete's decision on the mock's page for `authorizeUrl`; gives Strava's redirect (the callback URL). */
+export const decide = async (
+  server: MockServer.MockServerShape,
+  authorizeUrl: string,
+  decision: { readonly approve?: boolean; readonly grant?: ReadonlyArray<string> } = {}
+) => {
+  const query = new URL(authorizeUrl).searchParams
+  const form = new URLSearchParams(query)
+  form.set("decision", decision.approve === false ? "cancel" : "authorize")
+  for (const scope of decision.grant ?? (query.get("scope") ?? "").split(",")) form.append("grant", scope)
+  const accepted = await fetch(`${server.url}/oauth/accept`, { method: "POST", body: form, redirect: "manual" })
+  return accepted.headers.get("location")!
+}
+
+/** The first line `child` prints on stdout. */
+export const firstLine = (child: ChildProcess) =>
+  new Promise<string>((resolve, reject) => {
+    let buffer = ""
+    child.stdout!.on("data", (d: string) => {
+      buffer += d
+      if (buffer.includes("\n")) resolve(buffer.split("\n")[0]!)
+    })
+    child.once("exit", () => reject(new Error("login exited before printing its address")))
+  })
+
+/**
+ * `strava-auth login --no-browser`, the way a browser runs it: visits the start address it prints (`start`),
+ * which redirects to Strava's authorize URL (`url`) and sets a cookie; the athlete decides on the mock's page;
+ * the browser follows Strava's redirect (`location`) with the cookie.
+ */
 export const login = (
   box: Sandbox,
   server: MockServer.MockServerShape,
@@ -129,20 +203,15 @@ export const login = (
     const child = start(["login", "--no-browser", ...(decision.args ?? [])], box.env)
     const result = collect(child)
     child.stdin!.end()
-    const url = await new Promise<string>((resolve, reject) => {
-      let buffer = ""
-      child.stdout!.on("data", (d: string) => {
-        buffer += d
-        if (buffer.includes("\n")) resolve(buffer.split("\n")[0]!)
-      })
-      child.once("exit", () => reject(new Error("login exited before printing the URL")))
-    })
-    const query = new URL(url).searchParams
-    const form = new URLSearchParams(query)
-    form.set("decision", decision.approve === false ? "cancel" : "authorize")
-    for (const scope of decision.grant ?? (query.get("scope") ?? "").split(",")) form.append("grant", scope)
-    const accepted = await fetch(`${server.url}/oauth/accept`, { method: "POST", body: form, redirect: "manual" })
-    const location = accepted.headers.get("location")!
-    const page = await fetch(location, { redirect: "manual" })
-    return { url, location, page: { status: page.status, text: await page.text() }, result: await result }
+    const startUrl = await firstLine(child)
+    const { authorizeUrl, cookie } = await visitStart(startUrl)
+    const location = await decide(server, authorizeUrl, decision)
+    const page = await fetch(location, { redirect: "manual", headers: { cookie } })
+    return {
+      start: startUrl,
+      url: authorizeUrl,
+      location,
+      page: { status: page.status, text: await page.text() },
+      result: await result
+    }
   })
