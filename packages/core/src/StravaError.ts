@@ -5,7 +5,8 @@
  * `{"message": "...", "errors": [{"resource": "...", "field": "...", "code": "..."}]}`, and the same body
  * (`Application`, field `""`, `invalid`) means "wrong client secret" on `/oauth/token` but "unknown access
  * token" on the API. So a response is classified by status, by `resource`/`field`/`code` and by which
- * endpoint answered, in one place: `fromResponse`.
+ * endpoint answered, in one place: `fromResponse`. The table of bodies and what each means is in
+ * docs/STRAVA.md.
  *
  * Every error says whether it is `transient` (keep the token, back off, retry) and, in its message, what to
  * do next. No message contains a token or the client secret: the fields carry only status codes, Strava's

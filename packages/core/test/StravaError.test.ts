@@ -15,7 +15,7 @@ const classify = (
   nowMillis = Date.UTC(2026, 10, 24, 10, 7)
 ) => StravaError.fromResponse({ endpoint, status, headers, body, nowMillis })
 
-// One test per row of STRAVA.md's error table, with Strava's own bodies.
+// One test per row of the error table in docs/STRAVA.md, with Strava's own bodies.
 describe("StravaError.fromResponse", () => {
   it("bad or non-numeric client_id → InvalidClient naming the client id", () => {
     const error = classify("token", 400, row("Application", "client_id", "invalid"))

@@ -1,7 +1,7 @@
 /**
  * An independent model of Strava's OAuth and the slice of its API that checks a token.
  *
- * It is written from Strava's wire behaviour (see `shared/STRAVA.md`), never from `@strava-auth/core`, so
+ * It is written from Strava's wire behaviour (see `docs/STRAVA.md`), never from `@strava-auth/core`, so
  * that code tested against it is tested against Strava and not against its own assumptions.
  *
  * Invariants this model keeps, as Strava does:

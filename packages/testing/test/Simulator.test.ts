@@ -9,7 +9,7 @@ import * as TestClock from "effect/TestClock"
 import * as MockStrava from "../src/MockStrava.js"
 import * as Simulator from "../src/Simulator.js"
 
-// The simulator's conformance suite: each rule of STRAVA.md, over the in-process HttpClient, with raw
+// The simulator's conformance suite: each rule of docs/STRAVA.md, over the in-process HttpClient, with raw
 // requests (this package never imports @strava-auth/core).
 
 const app = Simulator.defaultApp
