@@ -16,6 +16,8 @@
  *
  * @since 0.1.0
  */
+import * as Encoding from "effect/Encoding"
+
 import * as Fault from "./Fault.js"
 import type { Response } from "./StravaResponse.js"
 import { authorizationError, badRequest, envelope, json, outagePage, rateLimited } from "./StravaResponse.js"
@@ -243,7 +245,7 @@ const FIFTEEN_MINUTES = 15 * MINUTE
 const DAY = 24 * HOUR
 
 const randomHex = (bytes: number): string =>
-  Array.from(globalThis.crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("")
+  Encoding.encodeHex(globalThis.crypto.getRandomValues(new Uint8Array(bytes)))
 
 const parseForm = (request: Request): URLSearchParams => {
   const params = new URLSearchParams(request.query)
@@ -271,13 +273,17 @@ const bearer = (request: Request): string | undefined => {
 const basic = (request: Request): { id: string; secret: string } | undefined => {
   const match = /^Basic\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")
   if (match === undefined || match === null) return undefined
+  const decoded = Encoding.decodeBase64String(match[1]!)
+  if (decoded._tag === "Left") return undefined
+  const colon = decoded.right.indexOf(":")
+  if (colon < 0) return undefined
   try {
-    const decoded = atob(match[1]!)
-    const colon = decoded.indexOf(":")
-    if (colon < 0) return undefined
-    return { id: decodeURIComponent(decoded.slice(0, colon)), secret: decodeURIComponent(decoded.slice(colon + 1)) }
+    return {
+      id: decodeURIComponent(decoded.right.slice(0, colon)),
+      secret: decodeURIComponent(decoded.right.slice(colon + 1))
+    }
   } catch {
-    return undefined
+    return undefined // a malformed %-escape
   }
 }
 
