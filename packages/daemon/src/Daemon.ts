@@ -9,7 +9,6 @@
  *
  * @since 0.1.0
  */
-import * as Fs from "node:fs"
 import * as Path from "node:path"
 
 import type * as FileSystem from "@effect/platform/FileSystem"
@@ -19,6 +18,7 @@ import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
 
 import type { ConfigurationError } from "./DaemonError.js"
+import * as DirectoryWatch from "./DirectoryWatch.js"
 import * as Refresher from "./Refresher.js"
 import type { Local } from "./Settings.js"
 import * as SocketServer from "./SocketServer.js"
@@ -62,11 +62,8 @@ export const run = (
         )
     })
     // Any change in the token file's directory (a login, another tool, a revoke) wakes the loop, which
-    // compares the file's stamp with the last one it read or wrote.
-    yield* Effect.acquireRelease(
-      Effect.sync(() => Fs.watch(Path.dirname(settings.tokenFile), { persistent: false }, wake)),
-      (watcher) => Effect.sync(() => watcher.close())
-    )
+    // compares the file's stamp with the last one it read or wrote; the watch outlives the directory's deletion.
+    yield* DirectoryWatch.watch(Path.dirname(settings.tokenFile), wake)
     yield* Effect.acquireRelease(
       Effect.sync(() => {
         const onHup = () =>

@@ -47,7 +47,13 @@ const fromReply = (reply: SocketClient.Reply, socketPath: string) => {
 export const makeSocket = (socketPath: string): TokenSource.TokenSourceShape => {
   const ask = (method: "GET" | "POST", path: string, timeoutMillis?: number) =>
     Effect.flatMap(
-      SocketClient.request(socketPath, method, path, timeoutMillis),
+      SocketClient.request(socketPath, method, path, timeoutMillis).pipe(
+        // an untrusted socket (SocketClient): no token from it, and the reason for the app's log
+        Effect.catchTag(
+          "ConfigurationError",
+          (e) => Effect.fail(new TokenSource.TokenUnavailable({ reason: e.detail }))
+        )
+      ),
       (reply) => fromReply(reply, socketPath)
     )
   const get = ask("GET", "/token.json")

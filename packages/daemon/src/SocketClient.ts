@@ -1,7 +1,9 @@
 /**
  * The client half of the socket protocol, used by `token`, `status`, `refresh` and the socket token source.
  *
- * `Down` means nothing answers (no socket file, or a stale one): the caller then falls back to the file.
+ * `Down` means nothing answers (no socket file, or a stale one): the caller then falls back to the file. A
+ * socket that someone other than this user, root or the daemon's user could have put there is refused before
+ * connecting (`SocketTrust`), with a `ConfigurationError` (exit 78) that says why: its answer could be anyone's.
  *
  * @since 0.1.0
  */
@@ -9,6 +11,9 @@ import * as Http from "node:http"
 
 import { TokenSource } from "@strava-auth/core"
 import * as Effect from "effect/Effect"
+
+import { ConfigurationError } from "./DaemonError.js"
+import * as SocketTrust from "./SocketTrust.js"
 
 /**
  * @since 0.1.0
@@ -19,7 +24,7 @@ export type Reply =
   | { readonly _tag: "Reply"; readonly status: number; readonly body: string }
 
 /**
- * One request on the socket, with a deadline.
+ * One request on the socket, with a deadline; refused when the socket cannot be trusted (see `SocketTrust`).
  *
  * @since 0.1.0
  * @category requests
@@ -29,7 +34,15 @@ export const request = (
   method: "GET" | "POST",
   path: string,
   timeoutMillis = 2000
-): Effect.Effect<Reply> =>
+): Effect.Effect<Reply, ConfigurationError> =>
+  Effect.suspend(() => {
+    const refusal = SocketTrust.refusal(socketPath)
+    return refusal === undefined
+      ? send(socketPath, method, path, timeoutMillis)
+      : Effect.fail(new ConfigurationError({ detail: refusal }))
+  })
+
+const send = (socketPath: string, method: "GET" | "POST", path: string, timeoutMillis: number) =>
   Effect.async<Reply>((resume) => {
     const req = Http.request({ socketPath, method, path, headers: { host: "localhost" }, agent: false }, (res) => {
       const chunks: Array<Buffer> = []

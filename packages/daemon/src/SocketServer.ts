@@ -13,9 +13,17 @@
  * it does no more than read the refresher's current snapshot and write it (see docs/BENCHMARKS.md). Effect
  * runs everything around it: listening, the permissions, the stale-socket check, shutdown.
  *
- * Safety: the socket is 0600 inside a 0700 directory (created so when missing), and the process umask is
- * tightened around `listen` so there is no window with a wider mode. Headers are capped at 8 KiB, a request
- * must arrive within 5 s and bodies are refused, so a stuck or hostile client cannot stall the others.
+ * Safety: the socket is 0600 inside a 0700 directory of ours (`PrivateDirectory`: created so when missing,
+ * refused when it is someone else's or open to others), and the process umask is tightened around `listen`
+ * so there is no window with a wider mode. A broken or hostile client cannot stall the others or grow the
+ * daemon: headers are capped at 8 KiB; a request must arrive within 5 s and an idle connection is closed after
+ * 5 s (checked every second); bodies are refused; at most `limits.pipelined` requests may wait for their
+ * answers on one connection (a client that pipelines and does not read is disconnected, so what is queued
+ * for it stays small); at most `limits.connections` connections are open (more are closed at once); every
+ * error reply closes its connection.
+ *
+ * A socket file deleted under the running daemon (a cleaned `$XDG_RUNTIME_DIR`) is noticed within a second
+ * (`lstat` on a timer, comparing the inode it bound) and the socket is bound again, its directory re-created.
  *
  * @since 0.1.0
  */
@@ -24,10 +32,14 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Path from "node:path"
 
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 
+import type { ConfigurationError } from "./DaemonError.js"
 import { DaemonFailure } from "./DaemonError.js"
+import * as PrivateDirectory from "./PrivateDirectory.js"
 import type { RefreshError, Snapshot } from "./Refresher.js"
 import * as Refresher from "./Refresher.js"
 
@@ -42,13 +54,44 @@ export interface Handlers {
   readonly refresh: () => Promise<{ readonly ok: true } | { readonly ok: false; readonly error: RefreshError }>
 }
 
+/**
+ * The server's limits (see the module's safety notes and docs/SOCKET.md).
+ *
+ * @since 0.1.0
+ * @category limits
+ */
+export const limits = {
+  /** Open connections; one more is closed as soon as it is accepted. */
+  connections: 256,
+  /** Requests on one connection still waiting for their answer; one more disconnects the client. */
+  pipelined: 64,
+  /** Headers, in bytes (431 past that). */
+  headerBytes: 8 * 1024,
+  /** Milliseconds for a request to arrive (408 past that), and for an idle keep-alive connection to be closed. */
+  timeout: 5000,
+  /** Milliseconds between node's checks of the request timeout, and between checks that the socket still exists. */
+  check: 1000
+} as const
+
 const JSON_TYPE = { "content-type": "application/json", "cache-control": "no-store" }
 const TEXT_TYPE = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" }
 
 const sendJson = (res: Http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}) => {
   const text = JSON.stringify(body)
-  res.writeHead(status, { ...JSON_TYPE, "content-length": Buffer.byteLength(text), ...extra })
+  // An error reply closes its connection: a client that got one is confused or hostile, and holds nothing.
+  res.writeHead(status, {
+    ...JSON_TYPE,
+    "content-length": Buffer.byteLength(text),
+    ...(status >= 400 ? { connection: "close" } : undefined),
+    ...extra
+  })
   res.end(text)
+}
+
+/** Per connection: requests that arrived while an earlier answer was still unwritten (see `handler`). */
+const queued = Symbol("strava-auth/queued")
+interface Connection extends Net.Socket {
+  [queued]: number
 }
 
 const unavailable = (snapshot: Snapshot) =>
@@ -94,6 +137,13 @@ export const handler = (handlers: Handlers) => {
   let body = ""
   let headers: Record<string, string | number> = {}
   return (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
+    // A pipelined request whose predecessor's answer is not written yet gets no socket of its own (node queues
+    // it). Count those since the queue was last seen empty; past the limit the client is pipelining without
+    // reading, and everything queued for it would stay in memory: disconnect it.
+    const connection = req.socket as Connection
+    if (res.socket === null) {
+      if (++connection[queued] > limits.pipelined) return void connection.destroy()
+    } else if (connection[queued] !== 0) connection[queued] = 0
     const url = req.url ?? "/"
     const query = url.indexOf("?")
     const path = query >= 0 ? url.slice(0, query) : url
@@ -126,7 +176,6 @@ const other = (handlers: Handlers, req: Http.IncomingMessage, res: Http.ServerRe
     return sendJson(res, 405, { error: "method_not_allowed", message: `${path} takes ${allowed}.` }, { allow: allowed })
   }
   if (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0") {
-    res.setHeader("connection", "close")
     return sendJson(res, 413, { error: "body_not_allowed", message: "Requests take no body." })
   }
   const snapshot = handlers.snapshot()
@@ -180,7 +229,67 @@ export const answers = (socketPath: string): Promise<boolean> =>
   })
 
 /**
- * Listens on `socketPath` until the scope closes, then closes and removes the socket.
+ * The `node:http` server with the limits above; not listening yet.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (handlers: Handlers): Http.Server => {
+  const server = Http.createServer({
+    maxHeaderSize: limits.headerBytes,
+    requestTimeout: limits.timeout,
+    headersTimeout: limits.timeout,
+    keepAliveTimeout: limits.timeout,
+    // node checks the two timeouts above only this often (30 s by default: a 408 after up to 35 s)
+    connectionsCheckingInterval: limits.check
+  })
+  server.maxConnections = limits.connections // net closes the connection past it as soon as it is accepted
+  server.on("connection", (socket: Connection) => {
+    socket[queued] = 0
+  })
+  server.on("request", handler(handlers))
+  server.on("clientError", (error: NodeJS.ErrnoException, socket: Net.Socket) => {
+    const status = error.code === "HPE_HEADER_OVERFLOW"
+      ? "431 Request Header Fields Too Large"
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? "408 Request Timeout"
+      : "400 Bad Request"
+    // destroySoon: closed once the reply is written, whether or not the client closes its side
+    if (socket.writable) socket.write(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    socket.destroySoon()
+  })
+  return server
+}
+
+const listen = (server: Http.Server, socketPath: string) =>
+  Effect.async<number, DaemonFailure>((resume) => {
+    const previous = process.umask(0o177) // the socket is born 0600
+    const onError = (error: Error) => {
+      process.umask(previous)
+      resume(
+        Effect.fail(new DaemonFailure({ detail: `cannot listen on ${socketPath}: ${error.message}`, transient: false }))
+      )
+    }
+    server.once("error", onError)
+    server.listen({ path: socketPath }, () => {
+      process.umask(previous)
+      server.off("error", onError)
+      Fs.chmodSync(socketPath, 0o600)
+      resume(Effect.succeed(Fs.lstatSync(socketPath).ino))
+    })
+  })
+
+const inode = (path: string): number | undefined => {
+  try {
+    return Fs.lstatSync(path).ino
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Listens on `socketPath` until the scope closes, then closes and removes the socket. Binds it again when the
+ * socket file disappears (checked every `limits.check` ms).
  *
  * @since 0.1.0
  * @category constructors
@@ -188,16 +297,10 @@ export const answers = (socketPath: string): Promise<boolean> =>
 export const serve = (
   socketPath: string,
   handlers: Handlers
-): Effect.Effect<Http.Server, DaemonFailure, Scope.Scope> =>
+): Effect.Effect<Http.Server, DaemonFailure | ConfigurationError, Scope.Scope> =>
   Effect.gen(function*() {
     const dir = Path.dirname(socketPath)
-    yield* Effect.try({
-      try: () => {
-        if (!Fs.existsSync(dir)) Fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
-      },
-      catch: (e) =>
-        new DaemonFailure({ detail: `cannot create the socket directory ${dir}: ${String(e)}`, transient: false })
-    })
+    yield* PrivateDirectory.ensure(dir, "socket")
     if (Fs.existsSync(socketPath)) {
       if (yield* Effect.promise(() => answers(socketPath))) {
         return yield* new DaemonFailure({
@@ -208,40 +311,42 @@ export const serve = (
       }
       Fs.rmSync(socketPath, { force: true }) // stale, left by a crash
     }
-    const server = Http.createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 5000, headersTimeout: 5000 })
-    server.keepAliveTimeout = 5000
-    server.on("request", handler(handlers))
-    server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
-      const status = error.code === "HPE_HEADER_OVERFLOW"
-        ? "431 Request Header Fields Too Large"
-        : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
-        ? "408 Request Timeout"
-        : "400 Bad Request"
-      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
-      else socket.destroy()
-    })
-    yield* Effect.acquireRelease(
-      Effect.async<void, DaemonFailure>((resume) => {
-        const previous = process.umask(0o177) // the socket is born 0600
-        server.once("error", (error) => {
-          process.umask(previous)
-          resume(
-            Effect.fail(
-              new DaemonFailure({ detail: `cannot listen on ${socketPath}: ${error.message}`, transient: false })
-            )
-          )
-        })
-        server.listen({ path: socketPath }, () => {
-          process.umask(previous)
-          Fs.chmodSync(socketPath, 0o600)
-          resume(Effect.void)
-        })
-      }),
+    const server = make(handlers)
+    let bound = yield* Effect.acquireRelease(
+      listen(server, socketPath),
       () =>
         Effect.async<void>((resume) => {
           server.close(() => resume(Effect.void))
           server.closeAllConnections()
-        }).pipe(Effect.zipRight(Effect.sync(() => Fs.rmSync(socketPath, { force: true }))))
+        }).pipe(Effect.zipRight(Effect.sync(() => {
+          // closing a listening socket unlinks its path; remove it here only if it is still ours
+          if (inode(socketPath) === bound) Fs.rmSync(socketPath, { force: true })
+        })))
     )
+    // The socket file deleted under us (a cleaned runtime directory): bind it again. Something else at the path
+    // (another daemon started meanwhile) is left alone.
+    let warned = false
+    const recheck = Effect.gen(function*() {
+      const found = inode(socketPath)
+      if (found === bound) return
+      if (found !== undefined) {
+        if (!warned) yield* Effect.logWarning("something else is at the socket path now; not replacing it")
+        warned = true
+        return
+      }
+      yield* Effect.logWarning("the socket file was deleted; listening on it again")
+      yield* PrivateDirectory.ensure(dir, "socket")
+      server.close() // stops accepting on the deleted socket; open connections finish
+      bound = yield* listen(server, socketPath)
+      warned = false
+    }).pipe(
+      Effect.catchAll((error) =>
+        Effect.logError("cannot listen on the socket again").pipe(
+          Effect.annotateLogs({ error: error.message })
+        )
+      ),
+      Effect.annotateLogs({ socket: socketPath })
+    )
+    yield* Effect.forkScoped(Effect.repeat(recheck, Schedule.spaced(Duration.millis(limits.check))))
     return server
   })

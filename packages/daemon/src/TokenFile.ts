@@ -34,6 +34,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 
 import { TokenFileError } from "./DaemonError.js"
+import * as PrivateDirectory from "./PrivateDirectory.js"
 
 /**
  * The file's current format version.
@@ -213,12 +214,9 @@ export const stamp = (path: string): Effect.Effect<Option.Option<Stamp>, never, 
  * @category writing
  */
 export const ensureDirectory = (dir: string): Effect.Effect<void, TokenFileError, FileSystem.FileSystem> =>
-  Effect.flatMap(
-    FileSystem.FileSystem,
-    (fs) =>
-      fs.makeDirectory(dir, { recursive: true, mode: 0o700 }).pipe(
-        Effect.mapError(ioError(dir, "create the directory"))
-      )
+  // created 0700 when missing; refused unless ours and 0700 (PrivateDirectory: another user could swap the file)
+  PrivateDirectory.ensure(dir, "token file").pipe(
+    Effect.mapError((e) => new TokenFileError({ path: dir, reason: "Permissions", detail: e.detail }))
   )
 
 /**

@@ -9,6 +9,7 @@
 import * as Http from "node:http"
 
 import * as Paths from "./Paths.js"
+import * as SocketTrust from "./SocketTrust.js"
 
 const args = process.argv.slice(2)
 
@@ -36,6 +37,15 @@ if (fast === undefined) {
   const env = process.env["STRAVA_AUTH_SOCKET"]
   const socketPath = fast.socket ??
     (env !== undefined && env.trim() !== "" ? env : Paths.defaultSocket(Paths.current()))
+  // A socket someone else could have put there is refused, not asked: its answer could be their token.
+  const refusal = SocketTrust.refusal(socketPath)
+  if (refusal !== undefined) {
+    process.stderr.write(`strava-auth: ${refusal}\n`)
+    process.exitCode = 78 // configuration (DaemonError.ExitCode)
+  } else ask(socketPath, fast.json)
+}
+
+function ask(socketPath: string, json: boolean) {
   const req = Http.request({ socketPath, path: "/token.json", headers: { host: "localhost" }, agent: false }, (res) => {
     let body = ""
     res.setEncoding("utf8")
@@ -48,7 +58,7 @@ if (fast === undefined) {
         parsed = undefined
       }
       if (res.statusCode === 200 && typeof parsed?.["access_token"] === "string") {
-        process.stdout.write(`${fast.json ? body : parsed["access_token"]}\n`)
+        process.stdout.write(`${json ? body : parsed["access_token"]}\n`)
         return
       }
       const message = typeof parsed?.["message"] === "string"
