@@ -70,14 +70,17 @@ const fetchManual = (url, init) => fetch(url, { redirect: "manual", ...init })
 export const login = async (s, baseUrl, env, onLine = () => {}) => {
   const child = s.start([authBin, "login", "--no-browser"], env)
   child.stderr.on("data", (d) => onLine(String(d)))
-  const authorizeUrl = await firstLine(child.stdout)
+  // the browser's part: the start address login prints redirects to Strava and sets the login's cookie
+  const started = await fetchManual(await firstLine(child.stdout))
+  const authorizeUrl = started.headers.get("location")
+  const cookie = (started.headers.get("set-cookie") ?? "").split(";")[0]
   await fetchManual(authorizeUrl)
   const query = new URL(authorizeUrl).searchParams
   const form = new URLSearchParams(query)
   form.set("decision", "authorize")
   for (const scope of (query.get("scope") ?? "").split(",")) form.append("grant", scope)
   const accepted = await fetchManual(`${baseUrl}/oauth/accept`, { method: "POST", body: form })
-  const page = await fetchManual(accepted.headers.get("location"))
+  const page = await fetchManual(accepted.headers.get("location"), { headers: { cookie } })
   const title = (await page.text()).match(/<h1[^>]*>([^<]*)</)?.[1] ?? String(page.status)
   const code = await exited(child)
   if (code !== 0) throw new Error(`login failed with exit code ${code}`)

@@ -1,7 +1,10 @@
 /**
- * Opening the authorize URL in the user's browser, when there is one to open.
+ * Opening the login's start address in the user's browser, when there is one to open.
  *
- * The URL goes to the opener as an argument; it holds no secret (client id, redirect URI, scope, state).
+ * The address goes to the opener (`xdg-open`, which honours `$BROWSER`, or macOS's `open`) as an argument,
+ * and from there to the browser's command line, which every local user can read in `/proc/PID/cmdline`. So it
+ * must hold no secret: `login` passes its loopback `/start` address, never Strava's authorize URL, whose
+ * `state` would let another user finish the login with their own code.
  *
  * @since 0.1.0
  */
@@ -25,7 +28,8 @@ export const opener = (
 }
 
 /**
- * Tries to open `url`; says whether an opener was started. Never fails: the URL is printed anyway.
+ * Tries to open `url` (which must hold no secret); says whether an opener was started. Never fails: the URL
+ * is printed anyway.
  *
  * @since 0.1.0
  * @category actions

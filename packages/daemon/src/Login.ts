@@ -1,14 +1,29 @@
 /**
  * `strava-auth login`: the browser flow through a loopback redirect.
  *
- * A callback server listens on 127.0.0.1 (a free port, or `--port` for `ssh -L`) at `/authorization`.
+ * A server listens on 127.0.0.1 (a free port, or `--port` for `ssh -L`) with two addresses:
+ *
+ * - `/start`, the address the browser is given (on the opener's argv, or printed). It holds no secret: it
+ *   answers one visit, with a 302 to Strava's authorize URL (which carries the `state`) and a cookie bound to
+ *   this login (HttpOnly, SameSite=Lax). A second visit stops the login: whoever made it (another local user
+ *   can read the port, and the opener's argv) may hold the cookie, so neither visitor can finish it.
+ *   The authorize URL, with its state, thus never appears on a command line, where every user can read it
+ *   (`/proc/PID/cmdline`) and finish the login with their own code (login CSRF).
+ * - `/authorization`, Strava's redirect. A request without this login's cookie, or whose `state` is not this
+ *   login's, gets a 400 page and the server keeps waiting for the real redirect (a forged or stale link
+ *   cannot end the login). The code is exchanged before the browser is answered, so the page can say who
+ *   logged in, or exactly what went wrong.
+ *
  * Strava allows `127.0.0.1` and `localhost` redirects on any port for every app, so no callback-domain
- * setting is needed. A request whose `state` is not this login's gets a 400 page and the server keeps
- * waiting for the real redirect (a forged or stale link cannot end the login). The code is exchanged before
- * the browser is answered, so the page can say who logged in, or exactly what went wrong.
+ * setting is needed. Both addresses use `127.0.0.1` (not `localhost`): a cookie set for one host is not sent
+ * to the other.
  *
  * `--manual` runs no server: the redirect goes to `http://localhost/exchange_token`, where the browser shows
- * an error page whose address holds the code (as in stravalib's guide); the user pastes that address.
+ * an error page whose address holds the code (as in stravalib's guide); the user pastes that address. The
+ * authorize URL is printed on stdout only and never passed to another program.
+ *
+ * Everything Strava or a redirect supplies (the athlete's name, error fields) is printed through
+ * `Terminal.sanitizeForTerminal`.
  *
  * @since 0.1.0
  */
@@ -25,6 +40,7 @@ import * as Runtime from "effect/Runtime"
 
 import * as Browser from "./Browser.js"
 import { DaemonFailure, UsageError } from "./DaemonError.js"
+import { sanitizeForTerminal } from "./Terminal.js"
 import * as TokenFile from "./TokenFile.js"
 
 /**
@@ -60,19 +76,39 @@ export const page = (title: string, body: string, ok: boolean): string =>
 
 const athleteName = (tokens: Token.TokenSet): string => {
   const a = tokens.athlete
-  const name = [a?.firstname, a?.lastname].filter((s) => typeof s === "string" && s !== "").join(" ")
+  const name = sanitizeForTerminal([a?.firstname, a?.lastname].filter((s) => typeof s === "string").join(" ")).trim()
   return name === "" ? `athlete ${a?.id ?? "?"}` : name
 }
+
+const scopesOf = (tokens: Token.TokenSet): string => sanitizeForTerminal(tokens.scopes.join(","))
 
 const finish = (tokens: Token.TokenSet, options: Options) =>
   TokenFile.withLock(options.tokenFile, TokenFile.write(options.tokenFile, tokens)).pipe(
     Effect.zipRight(Effect.sync(() =>
       options.say(
-        `Logged in as ${athleteName(tokens)} (scopes ${tokens.scopes.join(",")}); token saved to ${options.tokenFile}.`
+        `Logged in as ${athleteName(tokens)} (scopes ${scopesOf(tokens)}); token saved to ${options.tokenFile}.`
       )
     )),
     Effect.as(tokens)
   )
+
+const dirty = (value: unknown): boolean => typeof value === "string" && sanitizeForTerminal(value) !== value
+const clean = (value: unknown): unknown => typeof value === "string" ? sanitizeForTerminal(value) : value
+
+/**
+ * The same error with Strava's or the redirect's words (`error=...`, granted scopes, resource/field/code)
+ * stripped of terminal controls, since the CLI prints its message. Rebuilt (same class, same tag) only when
+ * a field needs it.
+ */
+const sanitizeError = <E>(error: E): E => {
+  if (!(error instanceof Error) || !("_tag" in error)) return error
+  const fields = Object.entries(error)
+  if (!fields.some(([, value]) => dirty(value) || (Array.isArray(value) && value.some(dirty)))) return error
+  const Constructor = error.constructor as new(fields: Record<string, unknown>) => E
+  return new Constructor(
+    Object.fromEntries(fields.map(([key, value]) => [key, Array.isArray(value) ? value.map(clean) : clean(value)]))
+  )
+}
 
 /**
  * Runs the login and writes the token file.
@@ -80,13 +116,24 @@ const finish = (tokens: Token.TokenSet, options: Options) =>
  * @since 0.1.0
  * @category login
  */
-export const run = (options: Options) => options.manual ? manual(options) : loopback(options)
+export const run = (options: Options) =>
+  (options.manual ? manual(options) : loopback(options)).pipe(Effect.mapError((error) => sanitizeError(error)))
+
+const cookieOf = (header: string | undefined, name: string): string | undefined => {
+  for (const part of (header ?? "").split(";")) {
+    const at = part.indexOf("=")
+    if (at > 0 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim()
+  }
+  return undefined
+}
 
 const loopback = (options: Options) =>
   Effect.gen(function*() {
     const oauth = yield* StravaOAuth.StravaOAuth
     const runtime = yield* Effect.runtime<StravaOAuth.StravaOAuth | FileSystem.FileSystem>()
     const state = yield* OAuthState.generate
+    // The browser's proof that it is the one that visited /start (and so got the state).
+    const nonce = yield* OAuthState.generate
     const done = yield* Deferred.make<Token.TokenSet, unknown>()
 
     const server = Http.createServer({ requestTimeout: 60_000 })
@@ -113,7 +160,11 @@ const loopback = (options: Options) =>
           setTimeout(() => server.closeAllConnections(), 1000).unref()
         })
     )
-    const redirectUri = `http://127.0.0.1:${port}/authorization`
+    const origin = `http://127.0.0.1:${port}`
+    const startUrl = `${origin}/start`
+    const redirectUri = `${origin}/authorization`
+    // Named per port: two logins in one browser keep their own cookies (cookies ignore the port).
+    const cookie = `strava_auth_login_${port}`
     const url = yield* oauth.authorizeUrl({
       redirectUri,
       scope: options.scopes,
@@ -121,15 +172,44 @@ const loopback = (options: Options) =>
       approvalPrompt: options.forcePrompt ? "force" : "auto"
     })
 
+    let started = false
     let busy = false
     server.on("request", (req: Http.IncomingMessage, res: Http.ServerResponse) => {
       const respond = (status: number, html: string) => {
         res.writeHead(status, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" })
         res.end(html)
       }
-      const target = new URL(req.url ?? "/", redirectUri)
+      const target = new URL(req.url ?? "/", origin)
+      if (req.method === "GET" && target.pathname === "/start") {
+        if (!started) {
+          started = true
+          res.writeHead(302, {
+            location: url,
+            "set-cookie": `${cookie}=${nonce}; HttpOnly; SameSite=Lax; Path=/`,
+            "cache-control": "no-store",
+            "referrer-policy": "no-referrer"
+          })
+          return res.end()
+        }
+        const stopped = new DaemonFailure({
+          detail: `this login's start address ${startUrl} was opened a second time, so the login stopped: ` +
+            "another program or user on this machine may have opened it first. Run `strava-auth login` again " +
+            "and open its address once.",
+          transient: false
+        })
+        respond(409, page("This login was stopped", stopped.message, false))
+        return Runtime.runFork(runtime)(Deferred.fail(done, stopped))
+      }
       if (req.method !== "GET" || target.pathname !== "/authorization") {
-        return respond(404, page("Not found", "This server only answers Strava's redirect at /authorization.", false))
+        return respond(404, page("Not found", "This server only answers /start and Strava's redirect.", false))
+      }
+      const presented = cookieOf(req.headers.cookie, cookie)
+      if (presented === undefined || !OAuthState.equals(nonce, presented)) {
+        // Not from the browser that visited /start: refuse it and keep waiting for the real one.
+        const reason = "The redirect did not come from the browser that opened this login's start address " +
+          `(no ${cookie} cookie, or a wrong one). Open the address this login printed, in one browser.`
+        options.say(`Refused a redirect: ${reason}`)
+        return respond(400, page("This link does not belong to this login", reason, false))
       }
       const handle = Effect.gen(function*() {
         const callback = yield* Effect.either(Callback.parse(target, { state, requiredScopes: options.scopes }))
@@ -156,7 +236,7 @@ const loopback = (options: Options) =>
           200,
           page(
             `Logged in as ${athleteName(tokens.right)}`,
-            `strava-auth has saved the token (scopes ${tokens.right.scopes.join(",")}). You can close this tab.`,
+            `strava-auth has saved the token (scopes ${scopesOf(tokens.right)}). You can close this tab.`,
             true
           )
         )
@@ -165,9 +245,13 @@ const loopback = (options: Options) =>
       Runtime.runFork(runtime)(handle)
     })
 
-    options.print(url)
-    options.say(`Open this URL in a browser and press Authorize:\n  ${url}`)
-    if (options.openBrowser && (yield* Browser.open(url))) options.say("(opened it in your browser)")
+    options.print(startUrl)
+    options.say(
+      `Open this address in a browser and press Authorize on Strava's page:\n  ${startUrl}\n` +
+        "It answers one visit only: a second one stops the login."
+    )
+    if (options.openBrowser && (yield* Browser.open(startUrl))) options.say("(opened it in your browser)")
+    else options.say(`From another machine, forward the port first: ssh -L ${port}:127.0.0.1:${port} this-host`)
     options.say(
       `Waiting for Strava's redirect on ${redirectUri} (up to ${Duration.format(options.timeout)}; Ctrl-C cancels).`
     )
@@ -177,7 +261,7 @@ const loopback = (options: Options) =>
         onTimeout: () =>
           new DaemonFailure({
             detail: `no redirect from Strava arrived within ${Duration.format(options.timeout)}. ` +
-              "Run `strava-auth login` again and open the URL it prints.",
+              "Run `strava-auth login` again and open the address it prints.",
             transient: true
           })
       })
@@ -208,9 +292,11 @@ const manual = (options: Options) =>
       state,
       approvalPrompt: options.forcePrompt ? "force" : "auto"
     })
+    // stdout only: the URL holds the state, and stderr is where logs are collected (the journal, CI logs).
+    // It is never handed to an opener either: argv is readable by every user. The user copies it by hand.
     options.print(url)
     options.say(
-      `Open this URL in a browser and press Authorize:\n  ${url}\n` +
+      "Open the URL printed above (on stdout) in a browser and press Authorize.\n" +
         "The browser then shows an error page (nothing listens on localhost): that is expected. Copy the whole " +
         "address from its address bar (it contains code=...) and paste it here, then press Enter:"
     )

@@ -10,7 +10,19 @@ import { MockServer, Simulator } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 
-import { daemon, eventually, login, run, sandbox, socketGet, start, transcript } from "./harness.js"
+import {
+  daemon,
+  decide,
+  eventually,
+  firstLine,
+  login,
+  run,
+  sandbox,
+  socketGet,
+  start,
+  transcript,
+  visitStart
+} from "./harness.js"
 import { requireTool } from "./tools.js"
 
 // Short lifetimes so refreshes happen within seconds: tokens live 8 s, a new one is minted in the last 6 s,
@@ -75,23 +87,18 @@ describe("strava-auth login", () => {
       Effect.gen(function*() {
         const box = sandbox(server)
         const child = start(["login", "--no-browser"], box.env)
-        const chunks: Array<string> = []
-        child.stdout!.on("data", (d: string) => chunks.push(d))
-        const url = yield* eventually(async () => chunks.join("").split("\n")[0] || undefined, 10_000, "the URL")
-        const redirect = new URL(url).searchParams.get("redirect_uri")!
-        const forged = yield* Effect.promise(() => fetch(`${redirect}?state=forged&code=evil&scope=read`))
+        // the browser's visit to the start address: Strava's URL and the login's cookie
+        const { authorizeUrl, cookie } = yield* Effect.promise(async () => visitStart(await firstLine(child)))
+        const redirect = new URL(authorizeUrl).searchParams.get("redirect_uri")!
+        const forged = yield* Effect.promise(() =>
+          fetch(`${redirect}?state=forged&code=evil&scope=read`, { headers: { cookie } })
+        )
         assert.strictEqual(forged.status, 400)
         assert.include(yield* Effect.promise(() => forged.text()), "does not belong to this login")
         assert.isNull(child.exitCode)
         // now the real approval
-        const query = new URL(url).searchParams
-        const form = new URLSearchParams(query)
-        form.set("decision", "authorize")
-        form.append("grant", "activity:read")
-        const accepted = yield* Effect.promise(() =>
-          fetch(`${server.url}/oauth/accept`, { method: "POST", body: form, redirect: "manual" })
-        )
-        const page = yield* Effect.promise(() => fetch(accepted.headers.get("location")!))
+        const location = yield* Effect.promise(() => decide(server, authorizeUrl, { grant: ["activity:read"] }))
+        const page = yield* Effect.promise(() => fetch(location, { headers: { cookie } }))
         assert.strictEqual(page.status, 200)
         const code = yield* Effect.promise(() =>
           new Promise((r) => child.exitCode !== null ? r(child.exitCode) : child.once("exit", r))
