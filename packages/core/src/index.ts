@@ -11,6 +11,20 @@ export * as AuthorizeUrl from "./AuthorizeUrl.js"
  */
 export * as Callback from "./Callback.js"
 /**
+ * Grants under a key (an athlete, an account), with a compare-and-set write and a lock per grant.
+ *
+ * @since 0.2.0
+ */
+export * as GrantStore from "./GrantStore.js"
+
+/**
+ * The one refresh engine: the locked refresh sequence, the failure policy and the per-grant scheduler.
+ *
+ * @since 0.2.0
+ */
+export * as RefreshEngine from "./RefreshEngine.js"
+
+/**
  * @since 0.1.0
  */
 export * as OAuthState from "./OAuthState.js"
@@ -46,7 +60,3 @@ export * as Token from "./Token.js"
  * @since 0.1.0
  */
 export * as TokenSource from "./TokenSource.js"
-/**
- * @since 0.1.0
- */
-export * as TokenStore from "./TokenStore.js"

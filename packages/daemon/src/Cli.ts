@@ -14,7 +14,7 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type { Token } from "@strava-auth/core"
-import { StravaConfig, StravaOAuth, StravaScope, TokenSource } from "@strava-auth/core"
+import { GrantStore, RefreshEngine, StravaConfig, StravaOAuth, StravaScope, TokenSource } from "@strava-auth/core"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
@@ -27,7 +27,8 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 
 import * as Daemon from "./Daemon.js"
-import { UsageError, WriteFailed } from "./DaemonError.js"
+import type * as DaemonError from "./DaemonError.js"
+import { UsageError } from "./DaemonError.js"
 import * as Helper from "./Helper.js"
 import * as Login from "./Login.js"
 import * as Refresher from "./Refresher.js"
@@ -35,6 +36,9 @@ import * as Settings from "./Settings.js"
 import * as SocketClient from "./SocketClient.js"
 import * as SystemdUnit from "./SystemdUnit.js"
 import * as TokenFile from "./TokenFile.js"
+
+/** Every command fails only with `DaemonError.Failure`s, so a failure without an exit code does not compile. */
+const failures = <A, R>(effect: Effect.Effect<A, DaemonError.Failure, R>) => effect
 
 const optional = (name: string, env: string, description: string) =>
   Options.text(name).pipe(
@@ -91,43 +95,44 @@ const tokenLine = (tokens: Token.TokenSet, asJson: boolean) =>
   asJson ? JSON.stringify(Refresher.tokenJson(tokens)) : Redacted.value(tokens.accessToken)
 
 /**
- * The token from the file, refreshed under the lock when it is within the margin (no daemon running).
- * A transient failure with a still-valid token hands out the valid token.
+ * The token from the file, refreshed by the engine (under the file's lock) when it is within the margin
+ * (`force`: whatever is left). A transient failure with a still-valid token hands out the valid token. A set
+ * Strava answered that cannot be written is written again for a while before this process gives up on it.
  */
 const fromFile = (flags: Partial<StravaFlags>, local: Settings.Local, force: boolean) =>
   Effect.gen(function*() {
-    const read = TokenFile.read(local.tokenFile).pipe(
-      Effect.flatMap(Option.match({
-        onNone: () =>
-          Effect.fail(new TokenSource.LoginRequired({ reason: `There is no token file at ${local.tokenFile}.` })),
-        onSome: Effect.succeed
-      }))
-    )
-    const tokens = yield* read
+    const store = yield* TokenFile.makeFileStore(local.tokenFile)
+    const key = GrantStore.defaultKey
+    const current = yield* store.get(key)
+    if (Option.isNone(current)) {
+      return yield* new TokenSource.LoginRequired({ reason: `There is no token file at ${local.tokenFile}.` })
+    }
+    const tokens = current.value
     const now = yield* Clock.currentTimeMillis
     if (!force && !tokens.expiresWithin(local.margin, now)) return tokens
-    return yield* TokenFile.withLock(
-      local.tokenFile,
-      Effect.gen(function*() {
-        const latest = yield* read // someone may have refreshed while we waited for the lock
-        if (!force && !latest.expiresWithin(local.margin, yield* Clock.currentTimeMillis)) return latest
-        const oauth = yield* StravaOAuth.StravaOAuth
-        // The request and the write of its answer run to their end even on Ctrl-C. Strava has already rotated
-        // the refresh token once it answers, so a failed write is retried before it is given up.
-        const write = (fresh: Token.TokenSet) =>
-          TokenFile.write(local.tokenFile, fresh).pipe(
-            Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.intersect(Schedule.recurs(4)))),
-            Effect.mapError((error) => new WriteFailed({ error, tokens: fresh }))
+    const saveForAWhile = (unsaved: RefreshEngine.GrantUnsaved) =>
+      say(`warning: ${unsaved.error.message}; Strava has rotated the token: retrying the write for a minute.`).pipe(
+        Effect.zipRight(
+          RefreshEngine.persistUnsaved(unsaved).pipe(
+            Effect.retry(Schedule.exponential("1 second").pipe(Schedule.upTo("60 seconds")))
           )
-        return yield* TokenSource.shielded(Effect.tap(oauth.refresh(latest), write))
-      })
-    ).pipe(
+        ),
+        Effect.provideService(GrantStore.GrantStore, store)
+      )
+    const outcome = yield* RefreshEngine.refreshOnce(key, { force, margin: local.margin }).pipe(
+      Effect.provideService(GrantStore.GrantStore, store),
       Effect.provide(oauthLayer(flags)),
+      Effect.catchTag("GrantUnsaved", saveForAWhile),
       Effect.catchIf(
-        (e) => "transient" in e && e.transient === true && !force && !tokens.isExpired(now),
-        (e) => Effect.as(say(`warning: could not refresh (${e.message}); the current token is still valid.`), tokens)
+        (e) => e._tag !== "ConfigurationError" && e.transient && !force && !tokens.isExpired(now),
+        (e) =>
+          Effect.as(
+            say(`warning: could not refresh (${e.message}); the current token is still valid.`),
+            RefreshEngine.Outcome.Current({ tokens })
+          )
       )
     )
+    return outcome.tokens
   })
 
 const loginCommand = Command.make(
@@ -156,7 +161,7 @@ const loginCommand = Command.make(
     )
   },
   (flags) =>
-    Effect.gen(function*() {
+    failures(Effect.gen(function*() {
       const local = yield* Settings.local(flagsOf(flags))
       const scopes = yield* StravaScope.parse(flags.scope)
       if (flags.port < 0 || flags.port > 65535) {
@@ -179,7 +184,7 @@ const loginCommand = Command.make(
         say: (line) => process.stderr.write(`${line}\n`),
         print: (line) => process.stdout.write(`${line}\n`)
       }).pipe(Effect.provide(oauthLayer(flags)))
-    })
+    }))
 ).pipe(Command.withDescription("Log in to Strava in the browser and save the token file."))
 
 const logFormat = Options.choice("log-format", ["logfmt", "json"]).pipe(
@@ -188,7 +193,7 @@ const logFormat = Options.choice("log-format", ["logfmt", "json"]).pipe(
 )
 
 const daemonCommand = Command.make("daemon", { ...common, ...strava, logFormat }, (flags) =>
-  Effect.gen(function*() {
+  failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
     const format = Option.isSome(flags.logFormat)
       ? flags.logFormat.value
@@ -213,15 +218,15 @@ const daemonCommand = Command.make("daemon", { ...common, ...strava, logFormat }
       // Refreshes run in a detached helper process, so that killing the daemon never loses a rotation.
       const passOn = (name: string, value: Option.Option<string>) =>
         Option.isSome(value) ? [name, value.value] : []
-      const helper = Helper.run({
+      const execute = yield* Helper.executor({
         tokenFile: local.tokenFile,
         flags: [
           ...passOn("--client-id", flags.clientId),
           ...passOn("--strava-url", flags.stravaUrl),
           ...passOn("--api-url", flags.apiUrl)
         ]
-      })
-      yield* Daemon.run(local, { reload, helper }).pipe(
+      }).pipe(Effect.provideServiceEffect(GrantStore.GrantStore, TokenFile.makeFileStore(local.tokenFile)))
+      yield* Daemon.run(local, { reload, execute }).pipe(
         Effect.provide(StravaOAuth.layer),
         Effect.provideService(StravaConfig.StravaConfig, config)
       )
@@ -230,10 +235,10 @@ const daemonCommand = Command.make("daemon", { ...common, ...strava, logFormat }
       Effect.provide(logger),
       Logger.withMinimumLogLevel(LogLevel.Info)
     )
-  })).pipe(Command.withDescription("Keep the token file fresh and serve the token on the Unix socket."))
+  }))).pipe(Command.withDescription("Keep the token file fresh and serve the token on the Unix socket."))
 
 const tokenCommand = Command.make("token", { ...common, ...strava, json }, (flags) =>
-  Effect.gen(function*() {
+  failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
     const reply = yield* SocketClient.request(local.socket, "GET", "/token.json")
     if (reply._tag === "Reply") {
@@ -243,10 +248,10 @@ const tokenCommand = Command.make("token", { ...common, ...strava, json }, (flag
     }
     const tokens = yield* fromFile(flags, local, false)
     yield* print(tokenLine(tokens, flags.json))
-  })).pipe(Command.withDescription("Print a valid access token (from the daemon, else from the file)."))
+  }))).pipe(Command.withDescription("Print a valid access token (from the daemon, else from the file)."))
 
 const statusCommand = Command.make("status", { ...common, json }, (flags) =>
-  Effect.gen(function*() {
+  failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
     const file = yield* Effect.either(TokenFile.read(local.tokenFile))
     const reply = yield* SocketClient.request(local.socket, "GET", "/health")
@@ -294,7 +299,7 @@ const statusCommand = Command.make("status", { ...common, json }, (flags) =>
       return yield* new TokenSource.LoginRequired({ reason: String(report.last_error ?? "No token.") })
     }
     if (tokens.isExpired(now)) return yield* new TokenSource.TokenUnavailable({ reason: "the token has expired." })
-  })).pipe(Command.withDescription("Show the athlete, scopes, expiry and the daemon's state."))
+  }))).pipe(Command.withDescription("Show the athlete, scopes, expiry and the daemon's state."))
 
 const refreshCommand = Command.make("refresh", {
   ...common,
@@ -305,22 +310,25 @@ const refreshCommand = Command.make("refresh", {
   ),
   report: Options.boolean("report").pipe(
     Options.withDescription("with --local: one attempt, and one JSON line with the outcome (the daemon's helper)")
+  ),
+  ifDue: Options.boolean("if-due").pipe(
+    Options.withDescription("with --local: only when the token is within the refresh margin")
   )
 }, (flags) =>
-  Effect.gen(function*() {
+  failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
     if (flags.local && flags.report) {
-      const outcome = yield* Effect.either(fromFile(flags, local, true))
-      if (outcome._tag === "Right") return yield* print(JSON.stringify({ ok: true } satisfies Helper.Report))
-      const error = outcome.left
-      if (error._tag === "WriteFailed") {
-        const now = yield* Clock.currentTimeMillis
-        yield* print(JSON.stringify(Helper.reportOf(error.error, true, TokenFile.encode(error.tokens, now))))
-        return yield* Effect.fail(error)
-      }
-      const retry = error._tag !== "ConfigurationError" && Refresher.retryable(error)
-      yield* print(JSON.stringify(Helper.reportOf(error, retry)))
-      return yield* Effect.fail(error)
+      // The daemon's helper: one run of the engine's refresh, one report line; the daemon decides what next.
+      const store = yield* TokenFile.makeFileStore(local.tokenFile)
+      const line = yield* Helper.reportLine(
+        RefreshEngine.refreshOnce(GrantStore.defaultKey, { force: !flags.ifDue, margin: local.margin }).pipe(
+          Effect.provideService(GrantStore.GrantStore, store),
+          Effect.provide(oauthLayer(flags).pipe(
+            Layer.catchAll((e) => Layer.fail(new RefreshEngine.RefreshAborted({ detail: e.message })))
+          ))
+        )
+      )
+      return yield* print(line)
     }
     // Keep trying transient failures for about half a minute, then give up with the reason.
     const patience = Schedule.exponential("1 second").pipe(Schedule.jittered, Schedule.upTo("25 seconds"))
@@ -346,10 +354,10 @@ const refreshCommand = Command.make("refresh", {
     const tokens = yield* fromFile(flags, local, true).pipe(Effect.retry({ while: transient, schedule: patience }))
     yield* say(`Refreshed; expires at ${new Date(tokens.expiresAt * 1000).toISOString()}.`)
     if (flags.json) yield* print(tokenLine(tokens, true))
-  })).pipe(Command.withDescription("Refresh now (through the daemon when it runs)."))
+  }))).pipe(Command.withDescription("Refresh now (through the daemon when it runs)."))
 
 const revokeCommand = Command.make("revoke", { ...common, ...strava }, (flags) =>
-  Effect.gen(function*() {
+  failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
     const current = yield* TokenFile.read(local.tokenFile)
     if (Option.isNone(current)) return yield* say(`No token file at ${local.tokenFile}; nothing to revoke.`)
@@ -367,7 +375,7 @@ const revokeCommand = Command.make("revoke", { ...common, ...strava }, (flags) =
     }).pipe(Effect.provide(oauthLayer(flags)))
     yield* TokenFile.withLock(local.tokenFile, TokenFile.remove(local.tokenFile))
     yield* say(`Revoked at Strava and deleted ${local.tokenFile}. Run \`strava-auth login\` to log in again.`)
-  })).pipe(Command.withDescription("Revoke the grant at Strava and delete the token file."))
+  }))).pipe(Command.withDescription("Revoke the grant at Strava and delete the token file."))
 
 const systemdCommand = Command.make(
   "systemd-unit",

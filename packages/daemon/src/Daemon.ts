@@ -12,7 +12,7 @@
 import * as Path from "node:path"
 
 import type * as FileSystem from "@effect/platform/FileSystem"
-import type { StravaOAuth } from "@strava-auth/core"
+import type { RefreshEngine, StravaOAuth } from "@strava-auth/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
@@ -36,8 +36,8 @@ export const run = (
     readonly recheck?: Duration.Duration
     /** Builds the Strava client anew from the configuration, for SIGHUP. */
     readonly reload?: Effect.Effect<StravaOAuth.StravaOAuthShape, ConfigurationError>
-    /** Refresh in a helper process (see `Helper`); in this process when absent. */
-    readonly helper?: Effect.Effect<void, Refresher.RefreshError>
+    /** Where refreshes run: a helper process (`Helper.executor`); in this process when absent. */
+    readonly execute?: RefreshEngine.Executor
   } = {}
 ) =>
   Effect.gen(function*() {
@@ -47,7 +47,7 @@ export const run = (
       tokenFile: settings.tokenFile,
       margin: settings.margin,
       recheck: options.recheck,
-      helper: options.helper
+      execute: options.execute
     })
     yield* refresher.load
     const runtime = yield* Effect.runtime<StravaOAuth.StravaOAuth | FileSystem.FileSystem>()
@@ -71,7 +71,7 @@ export const run = (
             if (options.reload !== undefined) {
               const next = yield* Effect.either(options.reload)
               if (next._tag === "Right") {
-                yield* refresher.replaceOAuth(next.right)
+                yield* refresher.reconfigure(next.right)
                 yield* Effect.logInfo("SIGHUP: configuration reloaded")
               } else {
                 yield* Effect.logError("SIGHUP: the new configuration is invalid; keeping the old one").pipe(

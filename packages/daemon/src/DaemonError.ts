@@ -12,9 +12,9 @@
  *
  * @since 0.1.0
  */
-import type { Token } from "@strava-auth/core"
+import type { AuthorizationError, RefreshEngine } from "@strava-auth/core"
 import * as ConfigError from "effect/ConfigError"
-import * as Data from "effect/Data"
+import * as Match from "effect/Match"
 import * as Schema from "effect/Schema"
 
 /**
@@ -40,7 +40,7 @@ export class ConfigurationError extends Schema.TaggedError<ConfigurationError>()
  */
 export class TokenFileError extends Schema.TaggedError<TokenFileError>()("TokenFileError", {
   path: Schema.String,
-  reason: Schema.Literal("Permissions", "Malformed", "Io"),
+  reason: Schema.Literal("Permissions", "Malformed", "Io", "Busy"),
   detail: Schema.String
 }) {
   /** A person must fix the file (or the disk); the refresher still retries writes (see `Refresher.retryable`). */
@@ -50,27 +50,6 @@ export class TokenFileError extends Schema.TaggedError<TokenFileError>()("TokenF
   /** @since 0.1.0 */
   override get message(): string {
     return `token file ${this.path}: ${this.detail}`
-  }
-}
-
-/**
- * Strava answered a refresh, but the token file could not be written even after retries. Carries the new
- * token set so that the caller can keep it and write it later: the old refresh token is already dead.
- *
- * @since 0.1.0
- * @category errors
- */
-export class WriteFailed extends Data.TaggedError("WriteFailed")<{
-  readonly error: TokenFileError
-  readonly tokens: Token.TokenSet
-}> {
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return `${this.error.message} Strava has already rotated the refresh token: fix this at once, or log in again.`
   }
 }
 
@@ -107,32 +86,6 @@ export class DaemonFailure extends Schema.TaggedError<DaemonFailure>()("DaemonFa
 }
 
 /**
- * A refresh done by the helper process (`strava-auth refresh --local --report`) failed; its report says how.
- *
- * @since 0.1.0
- * @category errors
- */
-export class RefreshFailed extends Schema.TaggedError<RefreshFailed>()("RefreshFailed", {
-  /** The original error's tag (`InvalidGrant`, `ServerError`, ...). */
-  cause: Schema.String,
-  detail: Schema.String,
-  retryable: Schema.Boolean,
-  /** For a 429: when Strava's window resets (epoch milliseconds). */
-  retryAt: Schema.optional(Schema.Number),
-  /** Strava answered but the helper could not write the file: the token file's text, for the daemon to keep. */
-  unsaved: Schema.optional(Schema.Redacted(Schema.String))
-}) {
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return this.retryable
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return this.detail
-  }
-}
-
-/**
  * @since 0.1.0
  * @category exit codes
  */
@@ -146,35 +99,63 @@ export const ExitCode = {
 } as const
 
 /**
- * The exit code for a failure: by tag first, then by whether it is transient.
+ * Every failure a command can end with. A new error must be added here, and then `exitCodeOf` does not compile
+ * until it has an exit code.
+ *
+ * @since 0.2.0
+ * @category exit codes
+ */
+export type Failure =
+  | ConfigError.ConfigError
+  | ConfigurationError
+  | TokenFileError
+  | UsageError
+  | DaemonFailure
+  | RefreshEngine.RefreshError
+  | RefreshEngine.TokenUnavailable
+  | AuthorizationError.AuthorizationDenied
+  | AuthorizationError.StateMismatch
+  | AuthorizationError.MissingCode
+  | AuthorizationError.InsufficientScope
+  | AuthorizationError.InvalidScope
+
+/**
+ * The exit code for a failure: an exhaustive match over its tag; a failure that knows whether it is
+ * transient says so where the tag alone does not decide.
  *
  * @since 0.1.0
  * @category exit codes
  */
-export const exitCodeOf = (error: unknown): number => {
-  if (ConfigError.isConfigError(error)) return ExitCode.configuration
-  if (typeof error !== "object" || error === null || !("_tag" in error)) return ExitCode.unexpected
-  if (error instanceof RefreshFailed) return exitCodeOf({ _tag: error.cause, transient: error.retryable })
-  switch (error._tag) {
-    case "UsageError":
-      return ExitCode.usage
-    case "LoginRequired":
-    case "InvalidGrant":
-    case "AuthorizationDenied":
-    case "StateMismatch":
-    case "MissingCode":
-    case "InsufficientScope":
-      return ExitCode.loginNeeded
-    case "ConfigurationError":
-    case "TokenFileError":
-    case "WriteFailed":
-    case "InvalidClient":
-    case "AppInactive":
-    case "InvalidScope":
-      return ExitCode.configuration
-  }
-  return "transient" in error && error.transient === true ? ExitCode.temporary : ExitCode.unexpected
-}
+export const exitCodeOf = (error: Failure): number =>
+  // effect's ConfigError: a variable missing or invalid
+  ConfigError.isConfigError(error) ? ExitCode.configuration : Match.value(error).pipe(
+    Match.tagsExhaustive({
+      ConfigurationError: () => ExitCode.configuration,
+      UsageError: () => ExitCode.usage,
+      DaemonFailure: (e) => e.transient ? ExitCode.temporary : ExitCode.unexpected,
+      // a file a person must fix; a lock held too long or an I/O failure may pass
+      TokenFileError: (e) => e.reason === "Busy" || e.reason === "Io" ? ExitCode.temporary : ExitCode.configuration,
+      GrantStoreError: (e) => e.transient ? ExitCode.temporary : ExitCode.configuration,
+      GrantUnsaved: () => ExitCode.configuration,
+      RefreshAborted: () => ExitCode.temporary,
+      LoginRequired: () => ExitCode.loginNeeded,
+      TokenUnavailable: () => ExitCode.temporary,
+      InvalidGrant: () => ExitCode.loginNeeded,
+      InvalidClient: () => ExitCode.configuration,
+      AppInactive: () => ExitCode.configuration,
+      MissingScope: () => ExitCode.loginNeeded,
+      Unauthorized: () => ExitCode.loginNeeded,
+      RateLimited: () => ExitCode.temporary,
+      ServerError: () => ExitCode.temporary,
+      TransportError: () => ExitCode.temporary,
+      UnexpectedResponse: () => ExitCode.temporary,
+      AuthorizationDenied: () => ExitCode.loginNeeded,
+      StateMismatch: () => ExitCode.loginNeeded,
+      MissingCode: () => ExitCode.loginNeeded,
+      InsufficientScope: () => ExitCode.loginNeeded,
+      InvalidScope: () => ExitCode.configuration
+    })
+  )
 
 /**
  * A `ConfigError`'s text, naming the variable, without Effect's internal phrasing.

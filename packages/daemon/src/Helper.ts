@@ -1,6 +1,7 @@
 /**
  * The refresh helper: the daemon refreshes by running `strava-auth refresh --local --report` as a detached
- * child process, which takes the token file's lock, refreshes, writes the file and reports one JSON line.
+ * child process, which runs the engine's `refreshOnce` (lock, re-read, refresh, write) and reports one JSON
+ * line (`Report`, a Schema both ends share).
  *
  * Why a separate process: Strava invalidates the old refresh token the moment it answers with a new one. A
  * daemon killed between that answer and its write would lose the grant. The helper is detached (its own
@@ -13,55 +14,122 @@
  * the file could not be written, and the daemon must keep the new set to write it later.
  *
  * @since 0.1.0
+ * @internal
  */
 import { spawn } from "node:child_process"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
+import { GrantStore, RefreshEngine, StravaError, Token } from "@strava-auth/core"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Redacted from "effect/Redacted"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 
-import { RefreshFailed } from "./DaemonError.js"
+/**
+ * A 429 on the wire: its window's reset; the parsed limits stay behind.
+ */
+const RateLimitedReport = Schema.transform(
+  Schema.Struct({ _tag: Schema.Literal("RateLimited"), status: Schema.Number, retryAt: Schema.Number }),
+  Schema.instanceOf(StravaError.RateLimited),
+  {
+    strict: true,
+    decode: (wire) =>
+      new StravaError.RateLimited({
+        status: wire.status,
+        retryAt: wire.retryAt,
+        limit: Option.none(),
+        usage: Option.none(),
+        readLimit: Option.none(),
+        readUsage: Option.none()
+      }),
+    encode: (error) => ({ _tag: "RateLimited" as const, status: error.status, retryAt: error.retryAt })
+  }
+)
+
+/**
+ * Every error a refresh can end with, as the helper reports it (the daemon gets back the same typed error).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const ReportedError = Schema.Union(
+  StravaError.InvalidGrant,
+  StravaError.InvalidClient,
+  StravaError.AppInactive,
+  StravaError.MissingScope,
+  StravaError.Unauthorized,
+  RateLimitedReport,
+  StravaError.ServerError,
+  StravaError.TransportError,
+  StravaError.UnexpectedResponse,
+  GrantStore.GrantStoreError,
+  RefreshEngine.LoginRequired,
+  RefreshEngine.RefreshAborted
+)
+
+/**
+ * The report's format version.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const reportVersion = 1
 
 /**
  * What the helper prints on stdout: one JSON line.
+ * - `ok: true`: `outcome` says whether Strava was asked (`refreshed`) or another process had already
+ *   refreshed (`current`); the tokens are in the file.
+ * - `ok: false`: the error; `unsaved` is the set Strava answered when the file could not be written.
  *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Report = Schema.Union(
+  Schema.Struct({
+    version: Schema.Literal(reportVersion),
+    ok: Schema.Literal(true),
+    outcome: Schema.Literal("refreshed", "current")
+  }),
+  Schema.Struct({
+    version: Schema.Literal(reportVersion),
+    ok: Schema.Literal(false),
+    error: ReportedError,
+    unsaved: Schema.optional(Token.TokenSet)
+  })
+)
+
+/**
  * @since 0.1.0
  * @category models
  */
-export type Report =
-  | { readonly ok: true }
-  | {
-    readonly ok: false
-    readonly error: {
-      readonly tag: string
-      readonly message: string
-      readonly retryable: boolean
-      readonly retryAt?: number | undefined
-    }
-    /** The token file's text when Strava answered but the helper could not write it. */
-    readonly unsaved?: string | undefined
-  }
+export type Report = typeof Report.Type
+
+const encodeReport = Schema.encodeSync(Schema.parseJson(Report))
+const decodeReport = Schema.decodeUnknownOption(Schema.parseJson(Report))
 
 /**
- * The report for a failure (the `--report` side).
+ * The report line for an outcome or a failure (the `--report` side).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoding
  */
-export const reportOf = (error: unknown, retryable: boolean, unsaved?: string): Report => {
-  const e = error as { readonly _tag?: string; readonly message?: string; readonly retryAt?: unknown }
-  return {
-    ok: false,
-    error: {
-      tag: e._tag ?? "Unknown",
-      message: e.message ?? String(error),
-      retryable,
-      ...(typeof e.retryAt === "number" ? { retryAt: e.retryAt } : {})
-    },
-    ...(unsaved === undefined ? {} : { unsaved })
-  }
-}
+export const reportLine = <R>(result: Effect.Effect<RefreshEngine.Outcome, RefreshEngine.RefreshError, R>) =>
+  Effect.map(Effect.either(result), (either): string => {
+    if (either._tag === "Right") {
+      return encodeReport({
+        version: reportVersion,
+        ok: true,
+        outcome: either.right._tag === "Refreshed" ? "refreshed" : "current"
+      })
+    }
+    const error = either.left
+    return encodeReport(
+      error._tag === "GrantUnsaved"
+        ? { version: reportVersion, ok: false, error: error.error, unsaved: error.tokens }
+        : { version: reportVersion, ok: false, error }
+    )
+  })
 
 /**
  * @since 0.1.0
@@ -81,17 +149,18 @@ const defaultCommand = (): ReadonlyArray<string> => [
 ]
 
 /**
- * Runs one refresh in the helper; fails with `RefreshFailed` carrying the helper's report.
+ * Runs one refresh in a helper process and returns its report (a helper that dies without one is a
+ * `RefreshAborted`).
  *
  * @since 0.1.0
  * @category running
  */
-export const run = (options: Options): Effect.Effect<void, RefreshFailed> =>
-  Effect.async<void, RefreshFailed>((resume) => {
+export const run = (options: Options, args: ReadonlyArray<string>): Effect.Effect<Report, RefreshEngine.RefreshAborted> =>
+  Effect.async<Report, RefreshEngine.RefreshAborted>((resume) => {
     const [command, ...prefix] = options.command ?? defaultCommand()
     const child = spawn(
       command!,
-      [...prefix, "refresh", "--local", "--report", "--token-file", options.tokenFile, ...options.flags],
+      [...prefix, "refresh", "--local", "--report", ...args, "--token-file", options.tokenFile, ...options.flags],
       { detached: true, stdio: ["ignore", "pipe", "pipe"], env: process.env }
     )
     let stdout = ""
@@ -100,39 +169,50 @@ export const run = (options: Options): Effect.Effect<void, RefreshFailed> =>
     child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d))
     child.once("error", (error) =>
       resume(Effect.fail(
-        new RefreshFailed({
-          cause: "Helper",
-          detail: `cannot start the refresh helper: ${error.message}`,
-          retryable: true
-        })
+        new RefreshEngine.RefreshAborted({ detail: `cannot start the refresh helper: ${error.message}` })
       )))
     child.once("close", (code) => {
-      let report: Report | undefined
-      try {
-        report = JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as Report
-      } catch {
-        report = undefined
-      }
-      if (report?.ok === true) return resume(Effect.void)
-      if (report?.ok === false) {
-        return resume(Effect.fail(
-          new RefreshFailed({
-            cause: report.error.tag,
-            detail: report.error.message,
-            retryable: report.error.retryable,
-            ...(report.error.retryAt === undefined ? {} : { retryAt: report.error.retryAt }),
-            ...(report.unsaved === undefined ? {} : { unsaved: Redacted.make(report.unsaved) })
-          })
-        ))
-      }
+      const report = decodeReport(stdout.trim().split("\n").at(-1) ?? "")
+      if (Option.isSome(report)) return resume(Effect.succeed(report.value))
+      const last = stderr.trim().split("\n").at(-1)
       resume(Effect.fail(
-        new RefreshFailed({
-          cause: "Helper",
-          detail: `the refresh helper exited with ${code} without a report${
-            stderr.trim() === "" ? "" : `: ${stderr.trim().split("\n").at(-1)}`
-          }`,
-          retryable: true
+        new RefreshEngine.RefreshAborted({
+          detail: `the refresh helper exited with ${code} without a report${last === undefined || last === "" ? "" : `: ${last}`}`
         })
       ))
     })
   })
+
+/**
+ * The engine's executor that runs each refresh in a helper process; the outcome is read back from the store.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const executor = (
+  options: Options
+): Effect.Effect<RefreshEngine.Executor, never, GrantStore.GrantStore> =>
+  Effect.map(GrantStore.GrantStore, (store) => (key, request) =>
+    Effect.gen(function*() {
+      const millis = Duration.toMillis(request.margin ?? RefreshEngine.defaultMargin)
+      const margin = `${Math.max(1, Math.round(millis / 1000))}s`
+      const report = yield* run(options, request.force ? ["--refresh-margin", margin] : ["--if-due", "--refresh-margin", margin])
+      if (!report.ok) {
+        if (report.unsaved !== undefined && request.seen !== undefined && report.error._tag === "GrantStoreError") {
+          return yield* new RefreshEngine.GrantUnsaved({
+            key,
+            tokens: report.unsaved,
+            previous: request.seen,
+            error: report.error
+          })
+        }
+        return yield* report.error
+      }
+      const stored = yield* store.get(key)
+      if (Option.isNone(stored)) {
+        return yield* new RefreshEngine.LoginRequired({ reason: "The token file is gone after the refresh." })
+      }
+      return report.outcome === "refreshed" && request.seen !== undefined
+        ? RefreshEngine.Outcome.Refreshed({ tokens: stored.value, previous: request.seen })
+        : RefreshEngine.Outcome.Current({ tokens: stored.value })
+    }))

@@ -18,22 +18,25 @@
  *
  * @since 0.1.0
  */
+import * as Fs from "node:fs"
+import * as FsP from "node:fs/promises"
 import * as Path from "node:path"
 
 import * as FileSystem from "@effect/platform/FileSystem"
 import type { Token } from "@strava-auth/core"
-import { StravaScope, Token as TokenModule, TokenStore } from "@strava-auth/core"
+import { GrantStore, StravaScope, Token as TokenModule } from "@strava-auth/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Encoding from "effect/Encoding"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
-import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 
 import { TokenFileError } from "./DaemonError.js"
+import * as FileLock from "./FileLock.js"
 import * as PrivateDirectory from "./PrivateDirectory.js"
 
 /**
@@ -165,6 +168,7 @@ export const readStamped = (
 ): Effect.Effect<Option.Option<{ tokens: Token.TokenSet; stamp: Stamp }>, TokenFileError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
+    // Never through a link, never blocking on a FIFO, never more than a token file can hold.
     const info = yield* fs.stat(path).pipe(
       Effect.map(Option.some),
       Effect.catchIf(
@@ -173,8 +177,31 @@ export const readStamped = (
       ),
       Effect.mapError(ioError(path, "stat it"))
     )
-    if (Option.isNone(info)) return Option.none()
-    const mode = info.value.mode & 0o777
+    const link = yield* Effect.sync(() => {
+      try {
+        return Fs.lstatSync(path)
+      } catch {
+        return undefined
+      }
+    })
+    if (link === undefined) return Option.none()
+    if (link.isSymbolicLink()) {
+      return yield* new TokenFileError({
+        path,
+        reason: "Permissions",
+        detail: "it is a symbolic link; strava-auth reads and writes only a regular file there. Remove the link " +
+          "(rm, which removes the link, not its target) and log in again, or point STRAVA_AUTH_TOKEN_FILE at a " +
+          "file in a private directory."
+      })
+    }
+    if (!link.isFile() || Option.isNone(info)) {
+      return yield* new TokenFileError({
+        path,
+        reason: "Permissions",
+        detail: "it is not a regular file (a FIFO, a device or a directory). Move it away and log in again."
+      })
+    }
+    const mode = link.mode & 0o777
     if ((mode & 0o077) !== 0) {
       return yield* new TokenFileError({
         path,
@@ -183,10 +210,38 @@ export const readStamped = (
           `may have leaked. Run: chmod 600 ${path} (and consider strava-auth revoke, then login).`
       })
     }
-    const text = yield* fs.readFileString(path).pipe(Effect.mapError(ioError(path, "read it")))
+    if (link.size > MAX_BYTES) {
+      return yield* new TokenFileError({
+        path,
+        reason: "Malformed",
+        detail: `it holds ${link.size} bytes, more than a token file ever does (${MAX_BYTES}). It was left ` +
+          "untouched; move it away and log in again."
+      })
+    }
+    const text = yield* Effect.tryPromise({
+      try: () => readRegular(path),
+      catch: (error) => ioError(path, "read it")(error as Error)
+    })
     const tokens = yield* decode(path, text)
     return Option.some({ tokens, stamp: stampOf(info.value) })
   })
+
+/** The most a token file holds: a few hundred bytes of tokens and an athlete summary. */
+const MAX_BYTES = 64 * 1024
+
+/** Reads a regular file without following a link or blocking, at most `MAX_BYTES`. */
+const readRegular = async (path: string): Promise<string> => {
+  const handle = await FsP.open(path, Fs.constants.O_RDONLY | (Fs.constants.O_NOFOLLOW ?? 0) | (Fs.constants.O_NONBLOCK ?? 0))
+  try {
+    const info = await handle.stat()
+    if (!info.isFile()) throw new Error("not a regular file")
+    const buffer = Buffer.alloc(Math.min(MAX_BYTES, Math.max(1, info.size)))
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
+    return buffer.subarray(0, bytesRead).toString("utf8")
+  } finally {
+    await handle.close()
+  }
+}
 
 const stampOf = (info: FileSystem.File.Info): Stamp => ({
   ino: Number(info.ino ?? 0),
@@ -235,9 +290,7 @@ export const write = (
     yield* ensureDirectory(dir)
     const now = yield* Clock.currentTimeMillis
     const bytes = new TextEncoder().encode(encode(tokens, now))
-    const suffix = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(6)), (b) =>
-      b.toString(16).padStart(2, "0"))
-      .join("")
+    const suffix = Encoding.encodeHex(globalThis.crypto.getRandomValues(new Uint8Array(6)))
     const tmp = Path.join(dir, `.${Path.basename(path)}.${suffix}.tmp`)
     yield* Effect.scoped(Effect.gen(function*() {
       const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
@@ -286,17 +339,9 @@ export const remove = (path: string): Effect.Effect<void, TokenFileError, FileSy
     (fs) => fs.remove(path, { force: true }).pipe(Effect.mapError(ioError(path, "delete it")))
   )
 
-const pidAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
 /**
- * Runs `effect` holding the file's cross-process refresh lock, waiting for it with a deadline.
+ * Runs `effect` holding the file's cross-process refresh lock (`<path>.lock`, see `FileLock`), waiting for it
+ * with a deadline.
  *
  * @since 0.1.0
  * @category locking
@@ -304,75 +349,105 @@ const pidAlive = (pid: number): boolean => {
 export const withLock = <A, E, R>(
   path: string,
   effect: Effect.Effect<A, E, R>,
-  options: { readonly timeout?: Duration.DurationInput } = {}
+  options: FileLock.Options = {}
 ): Effect.Effect<A, E | TokenFileError, R | FileSystem.FileSystem> =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const lock = `${path}.lock`
-    yield* ensureDirectory(Path.dirname(path))
-    // The lock appears with its pid already in it (written to a temp file, then hard-linked into place), so
-    // a holder killed at any moment leaves either no lock or one whose owner can be checked.
-    const suffix = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(6)), (b) =>
-      b.toString(16).padStart(2, "0"))
-      .join("")
-    const tmp = Path.join(Path.dirname(path), `.${Path.basename(path)}.lock.${suffix}.tmp`)
-    const create = fs.writeFileString(tmp, `${process.pid}\n`, { flag: "wx", mode: 0o600 }).pipe(
-      Effect.zipRight(fs.link(tmp, lock)),
-      Effect.ensuring(fs.remove(tmp, { force: true }).pipe(Effect.ignore))
-    )
-    const take = create.pipe(
-      Effect.catchIf((e) =>
-        e._tag === "SystemError" && e.reason === "AlreadyExists", () =>
+  Effect.zipRight(ensureDirectory(Path.dirname(path)), FileLock.withLock(`${path}.lock`, effect, options))
+
+const storeError = (key: string) => (e: TokenFileError) =>
+  new GrantStore.GrantStoreError({ key, reason: e.reason, location: e.path, detail: e.detail })
+
+/**
+ * Core's `GrantStore` over token files: `pathOf` gives each key's file, `keys` the keys that have one. The
+ * lock of a key is its file's lock; `put` with `replaces` compares the refresh token in the file (exact under
+ * the lock, which every strava-auth refresh holds).
+ *
+ * @since 0.2.0
+ * @category stores
+ */
+export const makeStore = (options: {
+  readonly pathOf: (key: string) => string
+  readonly keys: Effect.Effect<ReadonlyArray<string>, TokenFileError, FileSystem.FileSystem>
+}): Effect.Effect<GrantStore.GrantStoreShape, never, FileSystem.FileSystem> =>
+  Effect.map(FileSystem.FileSystem, (fs) => {
+    const provide = Effect.provideService(FileSystem.FileSystem, fs)
+    return GrantStore.GrantStore.of({
+      get: (key) => read(options.pathOf(key)).pipe(provide, Effect.mapError(storeError(key))),
+      put: (key, tokens, put) =>
         Effect.gen(function*() {
-          const owner = Number((yield* fs.readFileString(lock).pipe(Effect.orElseSucceed(() => ""))).trim())
-          if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && !pidAlive(owner)) {
-            yield* fs.remove(lock, { force: true }).pipe(Effect.ignore) // stale: its owner died
+          const path = options.pathOf(key)
+          if (put?.replaces !== undefined) {
+            const stored = yield* read(path)
+            if (!GrantStore.mayReplace(stored, put)) return yield* new GrantStore.StaleGrant({ key })
           }
-          return yield* Effect.fail("busy" as const)
-        })),
-      Effect.mapError((e) =>
-        e === "busy"
-          ? e
-          : new TokenFileError({ path: lock, reason: "Io", detail: `cannot take the refresh lock: ${e.message}` })
-      )
-    )
-    yield* take.pipe(
-      Effect.retry({
-        while: (e) => e === "busy",
-        schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo(options.timeout ?? "30 seconds"))
-      }),
-      Effect.mapError((e) =>
-        e === "busy"
-          ? new TokenFileError({
-            path: lock,
-            reason: "Io",
-            detail: "another strava-auth process has held the refresh lock too long; if none runs, delete the lock"
-          })
-          : e
-      )
-    )
-    return yield* effect.pipe(Effect.ensuring(fs.remove(lock, { force: true }).pipe(Effect.ignore)))
+          yield* write(path, tokens)
+        }).pipe(provide, Effect.catchTag("TokenFileError", (e) => Effect.fail(storeError(key)(e)))),
+      remove: (key) => remove(options.pathOf(key)).pipe(provide, Effect.mapError(storeError(key))),
+      list: options.keys.pipe(provide, Effect.mapError(storeError("*"))),
+      withLock: (key, effect) =>
+        withLock(options.pathOf(key), effect).pipe(
+          provide,
+          Effect.catchIf(
+            (e): e is TokenFileError => e instanceof TokenFileError,
+            (e) => Effect.fail(storeError(key)(e))
+          )
+        )
+    })
   })
 
 /**
- * Core's `TokenStore` over the file, for apps that own their grant through a file.
+ * A store of one grant in one file, under `GrantStore.defaultKey` (the daemon's default account, an app that
+ * owns its grant through a file).
+ *
+ * @since 0.2.0
+ * @category stores
+ */
+export const makeFileStore = (path: string): Effect.Effect<GrantStore.GrantStoreShape, never, FileSystem.FileSystem> =>
+  makeStore({
+    pathOf: () => path,
+    keys: Effect.map(stamp(path), (s) => Option.isSome(s) ? [GrantStore.defaultKey] : [])
+  })
+
+/**
+ * Core's `GrantStore` over one token file, for apps that own their grant through a file.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerStore = (path: string): Layer.Layer<TokenStore.TokenStore, never, FileSystem.FileSystem> =>
-  Layer.effect(
-    TokenStore.TokenStore,
-    Effect.map(FileSystem.FileSystem, (fs) => {
-      const provide = Effect.provideService(FileSystem.FileSystem, fs)
-      const toStoreError = (operation: "get" | "set") => (e: TokenFileError) =>
-        new TokenStore.TokenStoreError({ operation, location: path, detail: e.detail })
-      return TokenStore.TokenStore.of({
-        get: read(path).pipe(provide, Effect.mapError(toStoreError("get"))),
-        set: (tokens) => write(path, tokens).pipe(provide, Effect.mapError(toStoreError("set")))
-      })
-    })
-  )
+export const layerStore = (path: string): Layer.Layer<GrantStore.GrantStore, never, FileSystem.FileSystem> =>
+  Layer.effect(GrantStore.GrantStore, makeFileStore(path))
+
+const keyPattern = /^[A-Za-z0-9_-]{1,64}$/
+
+/**
+ * A store of many grants, one file per key in `dir` (`<key>.json`; keys are letters, digits, `-` and `_`).
+ *
+ * @since 0.2.0
+ * @category stores
+ */
+export const makeDirectoryStore = (
+  dir: string
+): Effect.Effect<GrantStore.GrantStoreShape, never, FileSystem.FileSystem> =>
+  makeStore({
+    pathOf: (key) => {
+      if (!keyPattern.test(key)) throw new Error(`invalid grant key: ${JSON.stringify(key)}`)
+      return Path.join(dir, `${key}.json`)
+    },
+    keys: Effect.flatMap(FileSystem.FileSystem, (fs) =>
+      fs.readDirectory(dir).pipe(
+        Effect.map((names) =>
+          names.filter((n) => n.endsWith(".json") && keyPattern.test(n.slice(0, -5))).map((n) => n.slice(0, -5)).sort()
+        ),
+        Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "NotFound", () => Effect.succeed([])),
+        Effect.mapError(ioError(dir, "list the directory"))
+      ))
+  })
+
+/**
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerDirectoryStore = (dir: string): Layer.Layer<GrantStore.GrantStore, never, FileSystem.FileSystem> =>
+  Layer.effect(GrantStore.GrantStore, makeDirectoryStore(dir))
 
 /**
  * "expires in 5h 59m" / "expired 3m ago", for `status`.

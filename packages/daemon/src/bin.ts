@@ -11,7 +11,10 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 
 import { cli } from "./Cli.js"
-import { exitCodeOf } from "./DaemonError.js"
+import { exitCodeOf, type Failure } from "./DaemonError.js"
+
+/** The exit code of the failure, decided while its type is known. */
+let code = 1
 
 const program = cli(process.argv).pipe(
   Effect.tapErrorCause((cause) =>
@@ -20,7 +23,9 @@ const program = cli(process.argv).pipe(
       if (Option.isSome(failure)) {
         const error = failure.value
         // @effect/cli has already printed its own usage errors.
-        if (ValidationError.isValidationError(error)) return
+        if (ValidationError.isValidationError(error)) return void (code = 64)
+        // Every command's failures are typed as `Failure` where the command is defined (Cli.ts).
+        code = exitCodeOf(error as Failure)
         const message = error instanceof Error ? error.message : String(error)
         process.stderr.write(`strava-auth: ${message}\n`)
       } else if (!Cause.isInterruptedOnly(cause)) {
@@ -35,8 +40,6 @@ NodeRuntime.runMain(program, {
   disablePrettyLogger: true,
   teardown: (exit, onExit) => {
     if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return onExit(0)
-    const failure = Cause.failureOption(exit.cause)
-    if (Option.isNone(failure)) return onExit(1)
-    onExit(ValidationError.isValidationError(failure.value) ? 64 : exitCodeOf(failure.value))
+    onExit(Option.isNone(Cause.failureOption(exit.cause)) ? 1 : code)
   }
 })
