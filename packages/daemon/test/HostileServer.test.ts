@@ -47,13 +47,19 @@ const forms = (
   secret: string
 ) => [secret, encodeURIComponent(secret), new URLSearchParams({ v: secret }).toString().slice(2)]
 
+/** A sandbox with a token file from a real login at the mock (which runs until the scope closes). */
+const loggedIn = Effect.gen(function*() {
+  const { server } = yield* MockServer.make()
+  const box = sandbox(server)
+  const logged = yield* login(box, server)
+  assert.strictEqual(logged.result.code, 0, logged.result.stderr)
+  return box
+})
+
 describe("a hostile Strava", () => {
   it.live("refresh --local against a server that echoes the refresh token and client secret shows neither", () =>
     Effect.scoped(Effect.gen(function*() {
-      const { server } = yield* MockServer.make()
-      const box = sandbox(server)
-      const logged = yield* login(box, server)
-      assert.strictEqual(logged.result.code, 0, logged.result.stderr)
+      const box = yield* loggedIn
       const hostile = yield* echoing
       const result = yield* run(["refresh", "--local"], { ...box.env, STRAVA_BASE_URL: hostile.url })
       // It did talk to the hostile server, and sent it the secrets it echoed.
@@ -73,13 +79,10 @@ describe("a hostile Strava", () => {
 
   it.live("STRAVA_BASE_URL with user:password is refused with exit 78, without showing the password", () =>
     Effect.scoped(Effect.gen(function*() {
-      const { server } = yield* MockServer.make()
-      const box = sandbox(server)
-      const logged = yield* login(box, server)
-      assert.strictEqual(logged.result.code, 0, logged.result.stderr)
+      const box = yield* loggedIn
       const result = yield* run(["refresh", "--local"], {
         ...box.env,
-        STRAVA_BASE_URL: `http://strava-user:hunter2-secret@${new URL(server.url).host}`
+        STRAVA_BASE_URL: `http://strava-user:hunter2-secret@${new URL(box.env["STRAVA_BASE_URL"]!).host}`
       })
       assert.strictEqual(result.code, 78, result.stderr)
       assert.include(result.stderr, "STRAVA_BASE_URL")
