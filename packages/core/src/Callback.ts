@@ -14,6 +14,7 @@ import * as Redacted from "effect/Redacted"
 import type { InvalidScope } from "./AuthorizationError.js"
 import { AuthorizationDenied, InsufficientScope, MissingCode, StateMismatch } from "./AuthorizationError.js"
 import * as OAuthState from "./OAuthState.js"
+import * as StravaError from "./StravaError.js"
 import * as StravaScope from "./StravaScope.js"
 
 /**
@@ -74,7 +75,8 @@ export const parse = (input: string | URL, options: Options): Effect.Effect<Call
     if (state === null || state === "") return Effect.fail(new StateMismatch({ reason: "Missing" }))
     if (!OAuthState.equals(options.state, state)) return Effect.fail(new StateMismatch({ reason: "Mismatch" }))
     const error = params.get("error")
-    if (error !== null) return Effect.fail(new AuthorizationDenied({ error }))
+    // Text from the redirect goes into a message: capped, no control characters.
+    if (error !== null) return Effect.fail(new AuthorizationDenied({ error: StravaError.scrub(error) }))
     const code = params.get("code")
     if (code === null || code === "") return Effect.fail(new MissingCode())
     // Strava may one day grant a scope this version does not know; keep the ones we do.

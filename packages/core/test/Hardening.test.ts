@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 
+import * as Callback from "../src/Callback.js"
 import * as StravaConfig from "../src/StravaConfig.js"
 import * as StravaError from "../src/StravaError.js"
 import * as StravaOAuth from "../src/StravaOAuth.js"
@@ -247,4 +248,18 @@ describe("StravaError.scrub", () => {
     const long = StravaError.scrub("x".repeat(10_000))
     assert.strictEqual(long.length, StravaError.maxServerText)
   })
+})
+
+describe("a redirect with a hostile error", () => {
+  it.effect("the error text is capped and loses its control characters", () =>
+    Effect.gen(function*() {
+      const error = `access_denied\n\u001b[2J${"x".repeat(5_000)}`
+      const url = `http://127.0.0.1:8123/cb?state=s&error=${encodeURIComponent(error)}`
+      const denied = yield* Effect.flip(Callback.parse(url, { state: "s" }))
+      assert.strictEqual(denied._tag, "AuthorizationDenied")
+      if (denied._tag === "AuthorizationDenied") {
+        assert.strictEqual(denied.error.length, StravaError.maxServerText)
+        assert.isTrue(denied.error.startsWith("access_denied  [2J"))
+      }
+    }))
 })
