@@ -24,7 +24,12 @@ export const layer = (
 
 /** The whole login as an app does it: URL, the athlete's decision at the mock, callback, exchange. */
 export const login = (
-  options: { readonly scope?: ReadonlyArray<StravaScope>; readonly grant?: ReadonlyArray<string> } = {}
+  options: {
+    readonly scope?: ReadonlyArray<StravaScope>
+    readonly grant?: ReadonlyArray<string>
+    /** Who presses Authorize; default the mock's first athlete. */
+    readonly athleteId?: number
+  } = {}
 ) =>
   Effect.gen(function*() {
     const oauth = yield* StravaOAuth.StravaOAuth
@@ -35,7 +40,10 @@ export const login = (
       state,
       scope: options.scope
     })
-    const redirect = yield* mock.approve(url, options.grant === undefined ? {} : { scopes: options.grant })
+    const redirect = yield* mock.approve(url, {
+      ...(options.grant === undefined ? {} : { scopes: options.grant }),
+      ...(options.athleteId === undefined ? {} : { athleteId: options.athleteId })
+    })
     const callback = yield* Callback.parse(redirect, { state })
     return yield* oauth.exchangeCode(callback)
   })

@@ -10,7 +10,8 @@
  * }).pipe(Effect.provide(TestLayer)))
  * ```
  *
- * Time comes from `Clock`, so `TestClock.adjust("6 hours")` expires tokens in-process.
+ * Time comes from `Clock`, so `TestClock.adjust("6 hours")` expires tokens in-process; `clockOffsetMillis`
+ * makes Strava's clock differ from the caller's (Strava's time = the caller's `Clock` + the offset).
  *
  * @since 0.1.0
  */
@@ -130,7 +131,9 @@ export const make = (options: Options = {}): Effect.Effect<MockStravaShape> =>
     const urls = options.urls ?? stravaUrls
     const app = simulator.apps.values().next().value ?? Simulator.defaultApp
     const athlete = simulator.athletes.values().next().value ?? Simulator.defaultAthlete
-    const now = Clock.currentTimeMillis
+    // Strava's time: the caller's Clock, shifted by the configured skew.
+    const offset = options.clockOffsetMillis ?? 0
+    const now = Effect.map(Clock.currentTimeMillis, (t) => t + offset)
     return {
       simulator,
       urls,

@@ -79,6 +79,12 @@ export interface Options {
   readonly codeLifetimeMillis?: number | undefined
   /** Default Strava's: 200/2,000 overall and 100/1,000 read. */
   readonly rateLimits?: RateLimits | undefined
+  /**
+   * Strava's clock minus the caller's, in milliseconds: Strava's time is the caller's `Clock` plus this, so
+   * `-20 * 60_000` is a caller whose clock runs 20 minutes fast. Default 0. The simulator itself takes time as
+   * a parameter; `MockStrava` (and so the mock server) applies the offset to the time it passes.
+   */
+  readonly clockOffsetMillis?: number | undefined
 }
 
 /**
