@@ -5,11 +5,12 @@
  * `Authorization: Bearer <token>` from the `TokenSource`; a 401 whose envelope says
  * `Athlete/access_token/invalid` (the token expired or was replaced early) makes it ask the source for a
  * token other than the refused one and retry once. Any other 401 (a missing scope, say) is returned as is.
+ * The 401's body is read with the same 64 KB cap as the OAuth calls.
  *
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Context from "effect/Context"
@@ -19,6 +20,7 @@ import * as Option from "effect/Option"
 
 import { StravaConfig } from "./StravaConfig.js"
 import * as StravaError from "./StravaError.js"
+import * as StravaOAuth from "./StravaOAuth.js"
 import type { TokenError } from "./TokenSource.js"
 import { TokenSource } from "./TokenSource.js"
 
@@ -73,7 +75,12 @@ export const makeWith = (options: { readonly apiUrl: string }): Effect.Effect<
         const token = yield* source.get
         const response = yield* client.execute(HttpClientRequest.bearerToken(request, token))
         if (response.status !== 401) return response
-        const body = yield* response.text
+        // Capped like every body read from Strava: a 401 is a few hundred bytes.
+        const body = yield* StravaOAuth.readBody(response).pipe(
+          Effect.mapError((error) =>
+            new HttpClientError.ResponseError({ request, response, reason: "Decode", description: error.message })
+          )
+        )
         if (!isInvalidAccessToken(body)) {
           return HttpClientResponse.fromWeb(request, new Response(body, { status: 401, headers: response.headers }))
         }

@@ -12,10 +12,12 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 
 import * as Callback from "../src/Callback.js"
+import * as StravaClient from "../src/StravaClient.js"
 import * as StravaConfig from "../src/StravaConfig.js"
 import * as StravaError from "../src/StravaError.js"
 import * as StravaOAuth from "../src/StravaOAuth.js"
 import * as Token from "../src/Token.js"
+import * as TokenSource from "../src/TokenSource.js"
 
 // Secrets with characters that form-encoding changes, so the encoded echo is tested too.
 const clientSecret = "hostile-secret/0123+4567=89abcdef"
@@ -147,29 +149,29 @@ describe("a server that echoes secrets in its error envelope", () => {
     }))
 })
 
-describe("a server whose body has no end", () => {
-  const ceiling = 32 * 1024 * 1024
+const ceiling = 32 * 1024 * 1024
 
-  /** Writes 64 KB chunks (no Content-Length) until the client goes away or `ceiling` bytes are out. */
-  const endless = (status: number, written: { bytes: number; closed: Promise<void> }) => {
-    let closed!: () => void
-    written.closed = new Promise((resolve) => (closed = resolve))
-    const chunk = Buffer.alloc(64 * 1024, "x")
-    const handler: Handler = (_request, _body, response) => {
-      response.writeHead(status, { "content-type": "application/json" })
-      response.on("close", () => closed())
-      const pump = () => {
-        while (!response.destroyed && written.bytes < ceiling) {
-          written.bytes += chunk.length
-          if (!response.write(chunk)) return void response.once("drain", pump)
-        }
-        if (!response.destroyed) response.end()
+/** Writes 64 KB chunks (no Content-Length) until the client goes away or `ceiling` bytes are out. */
+const endless = (status: number, written: { bytes: number; closed: Promise<void> }) => {
+  let closed!: () => void
+  written.closed = new Promise((resolve) => (closed = resolve))
+  const chunk = Buffer.alloc(64 * 1024, "x")
+  const handler: Handler = (_request, _body, response) => {
+    response.writeHead(status, { "content-type": "application/json" })
+    response.on("close", () => closed())
+    const pump = () => {
+      while (!response.destroyed && written.bytes < ceiling) {
+        written.bytes += chunk.length
+        if (!response.write(chunk)) return void response.once("drain", pump)
       }
-      pump()
+      if (!response.destroyed) response.end()
     }
-    return handler
+    pump()
   }
+  return handler
+}
 
+describe("a server whose body has no end", () => {
   for (const status of [200, 400]) {
     it.scoped(`a ${status} answer is abandoned past 64 KB: a transient UnexpectedResponse(TooLarge)`, () =>
       Effect.gen(function*() {
@@ -261,5 +263,26 @@ describe("a redirect with a hostile error", () => {
         assert.strictEqual(denied.error.length, StravaError.maxServerText)
         assert.isTrue(denied.error.startsWith("access_denied  [2J"))
       }
+    }))
+})
+
+describe("StravaClient's 401", () => {
+  it.scoped("an endless 401 body is abandoned past 64 KB: a ResponseError, not a process full of bytes", () =>
+    Effect.gen(function*() {
+      const written = { bytes: 0, closed: Promise.resolve() }
+      const http = yield* server(endless(401, written))
+      const token = Redacted.make(accessToken)
+      const client = yield* StravaClient.makeWith({ apiUrl: `${http.url}/api/v3` }).pipe(
+        Effect.provideService(
+          TokenSource.TokenSource,
+          TokenSource.TokenSource.of({ get: Effect.succeed(token), invalidate: () => Effect.succeed(token) })
+        ),
+        Effect.provide(yield* Layer.build(NodeHttpClient.layerUndici))
+      )
+      const error = yield* Effect.flip(client.get("/athlete"))
+      assert.strictEqual(error._tag, "ResponseError")
+      if (error._tag === "ResponseError") assert.include(error.description, "too large")
+      yield* Effect.promise(() => written.closed)
+      assert.isBelow(written.bytes, ceiling)
     }))
 })
