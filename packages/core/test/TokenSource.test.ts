@@ -6,41 +6,60 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 
+import * as GrantStore from "../src/GrantStore.js"
+import * as RefreshEngine from "../src/RefreshEngine.js"
 import type * as Token from "../src/Token.js"
 import * as TokenSource from "../src/TokenSource.js"
-import * as TokenStore from "../src/TokenStore.js"
 import { layer, login } from "./fixtures.js"
 
 const hours = (n: number) => n * 3_600_000
+const key = GrantStore.defaultKey
 
-/** A memory store that records every write, so a test can check what was durable when. */
+/** A memory store that records every write and can be made to fail them, so a test can check what was durable when. */
 const recordingStore = Effect.gen(function*() {
-  const inner = yield* TokenStore.makeMemory()
+  const inner = yield* GrantStore.makeMemory()
   const writes: Array<Token.TokenSet> = []
   let failWrites = false
-  const store: TokenStore.TokenStoreShape = {
-    get: inner.get,
-    set: (tokens) =>
+  const store: GrantStore.GrantStoreShape = {
+    ...inner,
+    put: (key, tokens, options) =>
       failWrites
-        ? Effect.fail(new TokenStore.TokenStoreError({ operation: "set", location: "test", detail: "disk full" }))
-        : Effect.zipRight(Effect.sync(() => writes.push(tokens)), inner.set(tokens))
+        ? Effect.fail(
+          new GrantStore.GrantStoreError({ key, reason: "Io", location: "test", detail: "disk full" })
+        )
+        : Effect.tap(inner.put(key, tokens, options), () => Effect.sync(() => writes.push(tokens)))
   }
-  return { store, writes, failNextWrites: (fail: boolean) => void (failWrites = fail) }
+  return { store, writes, failWrites: (fail: boolean) => void (failWrites = fail) }
 })
 
-/** Logs in, stores the tokens, and builds the refreshing source over the store. */
-const setup = (options: TokenSource.RefreshingOptions = {}) =>
+/**
+ * Logs in, stores the tokens, and builds the refreshing source over the store: `TokenSource.makeRefreshing`,
+ * or, with `engine: true`, the same thing spelled out (`RefreshEngine.make` with the in-process executor and
+ * `TokenSource.fromEngine`) so that a test can look at the grant's state.
+ */
+const setup = (options: TokenSource.RefreshingOptions & { readonly engine?: boolean } = {}) =>
   Effect.gen(function*() {
     const mock = yield* MockStrava.MockStrava
     const recording = yield* recordingStore
     const tokens = yield* login()
-    yield* recording.store.set(tokens)
+    yield* recording.store.put(key, tokens)
     recording.writes.length = 0
-    const source = yield* TokenSource.makeRefreshing(options).pipe(
-      Effect.provideService(TokenStore.TokenStore, recording.store)
-    )
+    const built = yield* Effect.gen(function*() {
+      if (options.engine !== true) return { engine: undefined, source: yield* TokenSource.makeRefreshing(options) }
+      const engine = yield* RefreshEngine.make({ margin: options.margin, execute: yield* RefreshEngine.inProcess })
+      return { engine, source: TokenSource.fromEngine(engine, key) }
+    }).pipe(Effect.provideService(GrantStore.GrantStore, recording.store))
     const refreshes = Effect.map(mock.log, (log) => log.filter((e) => e.grantType === "refresh_token"))
-    return { mock, source, tokens, refreshes, ...recording }
+    const stored = Effect.map(recording.store.get(key), Option.getOrThrow)
+    return { mock, tokens, refreshes, stored, ...built, ...recording }
+  })
+
+/** Runs `effect` while the TestClock moves on by `millis` (for the store's write retries and Strava's delays). */
+const during = <A, E, R>(millis: number, effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(effect)
+    yield* TestClock.adjust(millis)
+    return yield* Fiber.join(fiber)
   })
 
 describe("TokenSource.makeRefreshing", () => {
@@ -55,45 +74,74 @@ describe("TokenSource.makeRefreshing", () => {
 
   it.effect("single flight: 100 concurrent callers inside the margin cause exactly one refresh", () =>
     Effect.gen(function*() {
-      const { refreshes, source, store, tokens } = yield* setup()
+      const { refreshes, source, stored, tokens } = yield* setup()
       yield* TestClock.adjust(hours(5.5))
       const handed = yield* Effect.all(Array.from({ length: 100 }, () => source.get), { concurrency: "unbounded" })
       assert.strictEqual((yield* refreshes).length, 1)
-      const stored = Option.getOrThrow(yield* store.get)
-      assert.isFalse(stored.sameAccessToken(tokens))
-      for (const token of handed) assert.strictEqual(Redacted.value(token), Redacted.value(stored.accessToken))
+      const now = yield* stored
+      assert.isFalse(now.sameAccessToken(tokens))
+      for (const token of handed) assert.strictEqual(Redacted.value(token), Redacted.value(now.accessToken))
     }).pipe(Effect.provide(layer())))
 
-  it.effect("writes the new token set to the store before handing out its access token", () =>
+  it.effect("a failed write keeps the rotated set, serves the old token meanwhile, and writes the kept set later", () =>
     Effect.gen(function*() {
-      const { failNextWrites, mock, source, tokens, writes } = yield* setup()
-      yield* TestClock.adjust(hours(5.5))
-      failNextWrites(true)
-      const error = yield* Effect.flip(source.get)
-      assert.strictEqual(error._tag, "TokenStoreError")
-      failNextWrites(false)
-      // Strava rotated, the write failed, so nothing was handed out; the lost rotation is visible, not silent.
-      assert.notStrictEqual(yield* mock.liveRefreshToken(), Redacted.value(tokens.refreshToken))
-      const token = yield* Effect.either(source.get)
-      assert.strictEqual(token._tag, "Left")
+      const { engine, failWrites, mock, refreshes, source, stored, tokens, writes } = yield* setup({ engine: true })
+      const states = () => engine!.state(key)
+      yield* TestClock.adjust(hours(5.5)) // 30 minutes left: due
+      failWrites(true)
+      // Strava rotates; the write fails after its retries; the caller gets the old, still valid token.
+      const first = yield* during(5_000, source.get)
+      assert.strictEqual(Redacted.value(first), Redacted.value(tokens.accessToken))
+      assert.strictEqual((yield* refreshes).length, 1)
+      const live = yield* mock.liveRefreshToken()
+      assert.notStrictEqual(live, Redacted.value(tokens.refreshToken))
+      const retrying = states()
+      assert.strictEqual(retrying._tag, "Retrying")
+      if (retrying._tag !== "Retrying") return
+      assert.strictEqual(retrying.lastError._tag, "GrantUnsaved")
+      const unsaved = retrying.unsaved
+      assert.isDefined(unsaved)
+      assert.strictEqual(Redacted.value(unsaved!.tokens.refreshToken), live) // the set is kept, not dropped
+      assert.isFalse(unsaved!.tokens.sameAccessToken(tokens))
+      assert.strictEqual(Redacted.value((yield* stored).refreshToken), Redacted.value(tokens.refreshToken))
+      // While the store refuses writes: the old token is served, the unsaved access token never is, and the
+      // retries write the kept set without asking Strava again (its refresh token is the only live one).
+      for (let i = 0; i < 5; i++) {
+        const token = yield* during(10_000, source.get)
+        assert.strictEqual(Redacted.value(token), Redacted.value(tokens.accessToken))
+        assert.notStrictEqual(Redacted.value(token), Redacted.value(unsaved!.tokens.accessToken))
+        const state = states()
+        assert.strictEqual(state._tag, "Retrying")
+        assert.strictEqual(state._tag === "Retrying" ? state.unsaved?.tokens : undefined, unsaved!.tokens)
+      }
       assert.strictEqual(writes.length, 0)
+      // The store accepts writes again: the next attempt writes the kept set, and only then is it handed out.
+      failWrites(false)
+      yield* TestClock.adjust(RefreshEngine.defaultFloor) // past the pending backoff (the fifth: 16 s + 20 %)
+      const fresh = yield* during(5_000, source.get)
+      assert.strictEqual(writes.length, 1)
+      assert.strictEqual(writes[0], unsaved!.tokens)
+      assert.strictEqual(Redacted.value(fresh), Redacted.value(unsaved!.tokens.accessToken))
+      assert.strictEqual(Redacted.value((yield* stored).refreshToken), yield* mock.liveRefreshToken())
+      assert.strictEqual(states()._tag, "Active")
+      assert.strictEqual((yield* refreshes).length, 1)
     }).pipe(Effect.provide(layer())))
 
   it.effect("the store always holds the live refresh token across days of rotations", () =>
     Effect.gen(function*() {
-      const { mock, source, store } = yield* setup()
+      const { mock, source, stored } = yield* setup()
       for (let i = 0; i < 20; i++) {
         yield* TestClock.adjust(hours(5.5))
         const token = yield* source.get
-        const stored = Option.getOrThrow(yield* store.get)
-        assert.strictEqual(Redacted.value(token), Redacted.value(stored.accessToken))
-        assert.strictEqual(yield* mock.liveRefreshToken(), Redacted.value(stored.refreshToken))
+        const now = yield* stored
+        assert.strictEqual(Redacted.value(token), Redacted.value(now.accessToken))
+        assert.strictEqual(yield* mock.liveRefreshToken(), Redacted.value(now.refreshToken))
       }
     }).pipe(Effect.provide(layer())))
 
   it.effect("a caller interrupted mid-refresh does not lose the rotation: the store gets the answer", () =>
     Effect.gen(function*() {
-      const { mock, source, store } = yield* setup()
+      const { mock, source, stored } = yield* setup()
       yield* TestClock.adjust(hours(5.5))
       yield* mock.inject({
         endpoint: "token",
@@ -105,8 +153,7 @@ describe("TokenSource.makeRefreshing", () => {
       const interrupted = yield* Effect.fork(Fiber.interrupt(caller))
       yield* TestClock.adjust("3 seconds")
       yield* Fiber.join(interrupted)
-      const stored = Option.getOrThrow(yield* store.get)
-      assert.strictEqual(Redacted.value(stored.refreshToken), yield* mock.liveRefreshToken())
+      assert.strictEqual(Redacted.value((yield* stored).refreshToken), yield* mock.liveRefreshToken())
     }).pipe(Effect.provide(layer())))
 
   it.effect("the same token coming back (margin over an hour) is normal and does not loop", () =>
@@ -118,10 +165,15 @@ describe("TokenSource.makeRefreshing", () => {
       }
       assert.strictEqual((yield* refreshes).length, 1)
       assert.strictEqual((yield* refreshes)[0]!.outcome, "same token")
-      yield* TestClock.adjust(hours(0.6))
+      // 90 minutes were left, so Strava's threshold is below that: the next try waits until 45 minutes are left.
+      yield* TestClock.adjust(hours(0.6)) // 54 minutes left
+      assert.strictEqual(Redacted.value(yield* source.get), Redacted.value(tokens.accessToken))
+      assert.strictEqual((yield* refreshes).length, 1)
+      yield* TestClock.adjust(hours(0.2)) // 42 minutes left
       const fresh = yield* source.get
       assert.notStrictEqual(Redacted.value(fresh), Redacted.value(tokens.accessToken))
       assert.strictEqual((yield* refreshes).length, 2)
+      assert.strictEqual((yield* refreshes)[1]!.outcome, "refreshed")
     }).pipe(Effect.provide(layer())))
 
   it.effect("a transient failure keeps serving the valid token and backs off instead of retrying per call", () =>
@@ -133,7 +185,7 @@ describe("TokenSource.makeRefreshing", () => {
         assert.strictEqual(Redacted.value(yield* source.get), Redacted.value(tokens.accessToken))
       }
       assert.strictEqual((yield* refreshes).length, 1)
-      yield* TestClock.adjust("1100 millis")
+      yield* TestClock.adjust("1300 millis") // the first backoff: 1 s ± 20 %
       yield* source.get
       assert.strictEqual((yield* refreshes).length, 2)
       yield* mock.clearFaults
@@ -165,7 +217,7 @@ describe("TokenSource.makeRefreshing", () => {
 
   it.effect("an empty store is LoginRequired", () =>
     Effect.gen(function*() {
-      const source = yield* TokenSource.makeRefreshing().pipe(Effect.provide(TokenStore.layerMemory()))
+      const source = yield* TokenSource.makeRefreshing().pipe(Effect.provide(GrantStore.layerMemory()))
       const error = yield* Effect.flip(source.get)
       assert.strictEqual(error._tag, "LoginRequired")
       assert.include(error.message, "strava-auth login")
