@@ -14,24 +14,36 @@ import * as Refresher from "../src/Refresher.js"
 import * as TokenFile from "../src/TokenFile.js"
 import { login, TestLayer } from "./inProcess.js"
 
-// The scheduler in-process: TestClock drives days of Strava time in seconds; files are real.
+// The scheduler in-process: the very `Refresher.make` the daemon runs, over a real token file, with only
+// Strava (the in-process mock) and the clock replaced. Its executor is the default one, `RefreshEngine.refreshOnce`
+// in this process: the same function the daemon's helper process runs. TestClock drives days of Strava time.
 
 /** Polls (real time, bounded) until the refresher has caught up with the clock. */
-const settle = (refresher: Refresher.Refresher, what: (s: Refresher.Snapshot, now: number) => boolean) =>
+const settle = (
+  refresher: Refresher.Refresher,
+  what: (s: Refresher.Snapshot, now: number) => boolean,
+  label = "caught up"
+) =>
   Effect.gen(function*() {
     for (let i = 0; i < 2000; i++) {
       if (what(refresher.snapshot(), yield* Clock.currentTimeMillis)) return
       yield* Effect.promise(() => new Promise((r) => setTimeout(r, 2)))
     }
-    assert.fail(`the refresher did not settle: ${JSON.stringify(refresher.snapshot().status)}`)
+    assert.fail(`the refresher did not settle (${label}): ${JSON.stringify(refresher.snapshot().status)}`)
   })
 
 const caughtUp = (s: Refresher.Snapshot, now: number) =>
   s.status !== "refreshing" && s.nextRefreshAt !== undefined && s.nextRefreshAt > now
 
+/** A temp directory under the run's TMPDIR, removed when the test's scope closes (passed or failed). */
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "refresher-"))),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
+
 const setup = (margin: Duration.DurationInput) =>
   Effect.gen(function*() {
-    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "refresher-"))
+    const dir = yield* tempDir
     const tokenFile = Path.join(dir, "token.json")
     const mock = yield* MockStrava.MockStrava
     yield* TokenFile.write(tokenFile, yield* login)
@@ -41,6 +53,25 @@ const setup = (margin: Duration.DurationInput) =>
     const refreshes = Effect.map(mock.log, (log) => log.filter((e) => e.grantType === "refresh_token"))
     return { dir, tokenFile, mock, refresher, refreshes }
   })
+
+/**
+ * A machine's clock through a suspend: the wall clock (`currentTimeMillis`) is TestClock's time plus an offset
+ * the test can jump, while sleeps run on TestClock's time alone. A timer does not count the hours the machine
+ * slept; the wall clock does. (`TestClock.setTime` cannot show this: it wakes every sleeper whose time passed.)
+ */
+const suspendableClock = (test: TestClock.TestClock) => {
+  let offset = 0
+  const millis = () => test.unsafeCurrentTimeMillis() + offset
+  const clock: Clock.Clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: millis,
+    currentTimeMillis: Effect.sync(millis),
+    unsafeCurrentTimeNanos: () => BigInt(millis()) * 1_000_000n,
+    currentTimeNanos: Effect.sync(() => BigInt(millis()) * 1_000_000n),
+    sleep: (duration) => test.sleep(duration)
+  }
+  return { clock, suspend: (duration: Duration.DurationInput) => (offset += Duration.toMillis(duration)) }
+}
 
 describe("Refresher under TestClock", () => {
   it.scoped(
@@ -53,27 +84,35 @@ describe("Refresher under TestClock", () => {
           yield* settle(refresher, caughtUp)
           const now = yield* Clock.currentTimeMillis
           assert.isTrue(Refresher.servable(refresher.snapshot(), now), `no valid token at minute ${minute}`)
+          const file = JSON.parse(Fs.readFileSync(tokenFile, "utf8"))
+          assert.strictEqual(file.refresh_token, yield* mock.liveRefreshToken(), `minute ${minute}`)
         }
         const count = (yield* refreshes).length
         // 72 h / (6 h − 45 min) ≈ 13.7 cycles
         assert.isTrue(count >= 13 && count <= 15, `${count} refreshes`)
         assert.isTrue((yield* refreshes).every((e) => e.outcome === "refreshed"))
-        const file = JSON.parse(Fs.readFileSync(tokenFile, "utf8"))
-        assert.strictEqual(file.refresh_token, yield* mock.liveRefreshToken())
       }).pipe(Effect.provide(TestLayer)),
     { timeout: 60_000 }
   )
 
-  it.scoped("a suspend (the clock jumps past expiry) refreshes within one 30 s re-check", () =>
+  it.scoped("a suspend (the wall clock jumps 8 hours, timers do not) refreshes within one 30 s re-check", () =>
     Effect.gen(function*() {
-      const { refresher, refreshes } = yield* setup("45 minutes")
-      yield* TestClock.adjust("1 hour")
-      yield* settle(refresher, caughtUp)
-      const before = yield* Clock.currentTimeMillis
-      yield* TestClock.setTime(before + Duration.toMillis("8 hours")) // the laptop slept 8 hours
-      yield* TestClock.adjust("30 seconds")
-      yield* settle(refresher, (s, now) => caughtUp(s, now) && Refresher.servable(s, now))
-      assert.strictEqual((yield* refreshes).length, 1)
+      const test = yield* TestClock.testClock()
+      const { clock, suspend } = suspendableClock(test)
+      yield* Effect.gen(function*() {
+        const { refresher, refreshes } = yield* setup("45 minutes")
+        // (TestClock.adjust would look for the TestClock as the Clock, which the suspendable one replaces here)
+        yield* test.adjust("1 hour")
+        yield* settle(refresher, caughtUp)
+        assert.strictEqual((yield* refreshes).length, 0)
+        const expired = refresher.snapshot().tokens!
+        suspend("8 hours") // the laptop slept 8 hours: the token expired meanwhile, no timer noticed
+        assert.isFalse(Refresher.servable(refresher.snapshot(), yield* Clock.currentTimeMillis))
+        yield* test.adjust("30 seconds") // timers see 30 s: the re-check
+        yield* settle(refresher, (s, now) => caughtUp(s, now) && Refresher.servable(s, now))
+        assert.strictEqual((yield* refreshes).length, 1)
+        assert.isFalse(refresher.snapshot().tokens!.sameAccessToken(expired))
+      }).pipe(Effect.withClock(clock))
     }).pipe(Effect.provide(TestLayer)))
 
   it.scoped(
@@ -138,17 +177,31 @@ describe("Refresher under TestClock", () => {
       assert.strictEqual(refresher.snapshot().status, "retrying")
     }).pipe(Effect.provide(TestLayer)))
 
-  it.scoped("a revoked grant goes to needs_login; a new token file brings it back", () =>
+  it.scoped("a revoked grant: needs_login, no token request while waiting for a login, a new file brings it back", () =>
     Effect.gen(function*() {
-      const { mock, refresher, tokenFile } = yield* setup("45 minutes")
+      const { mock, refresher, refreshes, tokenFile } = yield* setup("45 minutes")
       yield* mock.revokeAthlete()
       yield* Effect.either(refresher.refreshNow)
       assert.strictEqual(refresher.snapshot().status, "needs_login")
       assert.include(refresher.snapshot().lastError, "Log in again")
       assert.isFalse(Refresher.servable(refresher.snapshot(), yield* Clock.currentTimeMillis))
-      yield* TestClock.adjust("10 hours") // no attempts while waiting for a login
+      const attempts = (yield* refreshes).length
+      assert.strictEqual(attempts, 1) // the refused one
+      // Two hours in 30 s steps (every re-check of the loop runs), the token long expired: not one request.
+      for (let s = 0; s < 2 * 3600; s += 30) {
+        yield* TestClock.adjust("30 seconds")
+        yield* Effect.yieldNow()
+      }
+      yield* settle(refresher, (s) => s.status === "needs_login", "needs_login")
+      assert.strictEqual((yield* refreshes).length, attempts)
+      // A login writes a new file: adopted, and refreshed again when due.
       yield* TokenFile.write(tokenFile, yield* login)
       yield* refresher.wake
-      yield* settle(refresher, (s, now) => s.status === "ok" && Refresher.servable(s, now))
-    }).pipe(Effect.provide(TestLayer)))
+      yield* settle(refresher, (s, now) => s.status === "ok" && Refresher.servable(s, now), "the new login")
+      yield* TestClock.adjust("330 minutes")
+      yield* settle(refresher, (s, now) => caughtUp(s, now) && s.lastRefreshAt !== undefined, "refreshed again")
+      const after = yield* refreshes
+      assert.strictEqual(after.length, attempts + 1)
+      assert.strictEqual(after.at(-1)!.outcome, "refreshed")
+    }).pipe(Effect.provide(TestLayer)), { timeout: 60_000 })
 })
