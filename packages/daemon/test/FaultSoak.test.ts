@@ -13,7 +13,10 @@ import * as Refresher from "../src/Refresher.js"
 import * as TokenFile from "../src/TokenFile.js"
 import { login, TestLayer } from "./inProcess.js"
 
-// A simulated week (TestClock) with the mock failing 30 % of token calls with mixed faults.
+// A simulated week (TestClock) with the mock failing 30 % of token calls with mixed faults. It runs the production
+// path: the very `Refresher.make` the daemon runs (the engine's scheduler over the token file store), whose default
+// executor is `RefreshEngine.refreshOnce`, the function the daemon's helper process runs; only Strava (the
+// in-process mock) and the clock are replaced.
 
 /**
  * Lets the refresher catch up: polls (real time, bounded) until its next attempt is in the future, moving the
@@ -38,7 +41,11 @@ describe("fault soak", () => {
       Effect.gen(function*() {
         const mock = yield* MockStrava.MockStrava
         const tokens = yield* login
-        const tokenFile = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "soak-")), "token.json")
+        const dir = yield* Effect.acquireRelease(
+          Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "soak-"))),
+          (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+        )
+        const tokenFile = Path.join(dir, "token.json")
         yield* TokenFile.write(tokenFile, tokens)
         yield* mock.inject({
           endpoint: "token",
