@@ -31,14 +31,15 @@ import type { TokenSet } from "./Token.js"
  * A store could not read, write or lock.
  *
  * `Io` and `Busy` (a lock held too long) are transient: the engine retries them with the same grant.
- * `Malformed` and `Permissions` need a person: the stored grant is left as it is.
+ * `NoSpace` (no room to save an answer, so Strava was not asked), `Malformed` and `Permissions` need a person:
+ * the stored grant is left as it is (the engine still tries again after its backoff).
  *
  * @since 0.2.0
  * @category errors
  */
 export class GrantStoreError extends Schema.TaggedError<GrantStoreError>()("GrantStoreError", {
   key: Schema.String,
-  reason: Schema.Literal("Io", "Busy", "Malformed", "Permissions"),
+  reason: Schema.Literal("Io", "Busy", "NoSpace", "Malformed", "Permissions"),
   /** Where, e.g. the token file's path or a table. */
   location: Schema.String,
   /** What went wrong and what to do; never a token. */

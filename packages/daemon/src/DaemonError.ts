@@ -40,7 +40,7 @@ export class ConfigurationError extends Schema.TaggedError<ConfigurationError>()
  */
 export class TokenFileError extends Schema.TaggedError<TokenFileError>()("TokenFileError", {
   path: Schema.String,
-  reason: Schema.Literal("Permissions", "Malformed", "Io", "Busy"),
+  reason: Schema.Literal("Permissions", "Malformed", "Io", "Busy", "NoSpace"),
   detail: Schema.String
 }) {
   /** A person must fix the file (or the disk); the refresher still retries writes (see `Refresher.retryable`). */
@@ -134,8 +134,10 @@ export const exitCodeOf = (error: Failure): number =>
       UsageError: () => ExitCode.usage,
       DaemonFailure: (e) => e.transient ? ExitCode.temporary : ExitCode.unexpected,
       // a file a person must fix; a lock held too long or an I/O failure may pass
-      TokenFileError: (e) => e.reason === "Busy" || e.reason === "Io" ? ExitCode.temporary : ExitCode.configuration,
-      GrantStoreError: (e) => e.transient ? ExitCode.temporary : ExitCode.configuration,
+      TokenFileError: (e) =>
+        e.reason === "Malformed" || e.reason === "Permissions" ? ExitCode.configuration : ExitCode.temporary,
+      GrantStoreError: (e) =>
+        e.reason === "Malformed" || e.reason === "Permissions" ? ExitCode.configuration : ExitCode.temporary,
       GrantUnsaved: () => ExitCode.configuration,
       RefreshAborted: () => ExitCode.temporary,
       LoginRequired: () => ExitCode.loginNeeded,

@@ -248,6 +248,12 @@ export const withLock = <A, E, R>(
               "directory. Check who created it, remove it, and make the directory private (chmod 700).",
             "Permissions"
           )
+          : (error as NodeJS.ErrnoException).code === "ENOSPC"
+          ? failure(
+            "cannot reserve the space to save a refresh (no space left for the lock), so no refresh was asked of " +
+              "Strava and the grant is unchanged. Free some space on that filesystem.",
+            "NoSpace"
+          )
           : failure(`cannot take the refresh lock: ${(error as Error).message}`)
     }))
   const release = (record: string) =>

@@ -282,7 +282,8 @@ export const ensureDirectory = (dir: string): Effect.Effect<void, TokenFileError
  */
 export const write = (
   path: string,
-  tokens: Token.TokenSet
+  tokens: Token.TokenSet,
+  options: { readonly reserved?: string | undefined } = {}
 ): Effect.Effect<void, TokenFileError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
@@ -290,11 +291,12 @@ export const write = (
     yield* ensureDirectory(dir)
     const now = yield* Clock.currentTimeMillis
     const bytes = new TextEncoder().encode(encode(tokens, now))
-    const suffix = Encoding.encodeHex(globalThis.crypto.getRandomValues(new Uint8Array(6)))
-    const tmp = Path.join(dir, `.${Path.basename(path)}.${suffix}.tmp`)
+    const tmp = options.reserved ?? temporaryPath(path)
     yield* Effect.scoped(Effect.gen(function*() {
-      const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
+      // Into a reserved file: over its allocated bytes first, then cut to length, so no new block is needed.
+      const file = yield* fs.open(tmp, options.reserved === undefined ? { flag: "wx", mode: 0o600 } : { flag: "r+" })
       yield* file.writeAll(bytes)
+      yield* file.truncate(bytes.length)
       yield* file.sync
     })).pipe(
       Effect.zipRight(fs.rename(tmp, path)),
@@ -306,6 +308,45 @@ export const write = (
     // The rename is durable only once the directory entry is on disk.
     yield* Effect.scoped(Effect.flatMap(fs.open(dir, { flag: "r" }), (d) => d.sync)).pipe(Effect.ignore)
   }).pipe(Effect.uninterruptible)
+
+const temporaryPath = (path: string) =>
+  Path.join(
+    Path.dirname(path),
+    `.${Path.basename(path)}.${Encoding.encodeHex(globalThis.crypto.getRandomValues(new Uint8Array(6)))}.tmp`
+  )
+
+/** What a reservation holds: more than any token file needs. */
+const RESERVED_BYTES = 4096
+
+/**
+ * Reserves the space for the next write of the file: a temp file of 4 KB (a token file is under 1 KB), written and synced, that `write`
+ * fills later. Taken before Strava is asked for a refresh, so that its answer can always be saved: on a full
+ * disk the refresh is refused before Strava rotates anything.
+ *
+ * @since 0.2.0
+ * @category writing
+ */
+export const reserve = (path: string): Effect.Effect<string, TokenFileError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const tmp = temporaryPath(path)
+    yield* Effect.scoped(Effect.gen(function*() {
+      const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
+      yield* file.writeAll(new Uint8Array(RESERVED_BYTES))
+      yield* file.sync
+    })).pipe(
+      Effect.onError(() => fs.remove(tmp, { force: true }).pipe(Effect.ignore)),
+      Effect.mapError((e) =>
+        new TokenFileError({
+          path,
+          reason: "NoSpace",
+          detail: `cannot reserve the space to save a refresh next to it (${e.message}), so no refresh was ` +
+            "asked of Strava and the grant is unchanged. Free some space on that filesystem."
+        })
+      )
+    )
+    return tmp
+  })
 
 /**
  * Removes temp files a killed writer left next to the file (`.token.json.<random>.tmp`). They never hold
@@ -370,6 +411,8 @@ export const makeStore = (options: {
 }): Effect.Effect<GrantStore.GrantStoreShape, never, FileSystem.FileSystem> =>
   Effect.map(FileSystem.FileSystem, (fs) => {
     const provide = Effect.provideService(FileSystem.FileSystem, fs)
+    // The space for the next write of each key, reserved while its lock is held (see `reserve`).
+    const reserved = new Map<string, string>()
     return GrantStore.GrantStore.of({
       get: (key) => read(options.pathOf(key)).pipe(provide, Effect.mapError(storeError(key))),
       put: (key, tokens, put) =>
@@ -379,12 +422,25 @@ export const makeStore = (options: {
             const stored = yield* read(path)
             if (!GrantStore.mayReplace(stored, put)) return yield* new GrantStore.StaleGrant({ key })
           }
-          yield* write(path, tokens)
+          const space = reserved.get(key)
+          reserved.delete(key)
+          yield* write(path, tokens, { reserved: space })
         }).pipe(provide, Effect.catchTag("TokenFileError", (e) => Effect.fail(storeError(key)(e)))),
       remove: (key) => remove(options.pathOf(key)).pipe(provide, Effect.mapError(storeError(key))),
       list: options.keys.pipe(provide, Effect.mapError(storeError("*"))),
       withLock: (key, effect) =>
-        withLock(options.pathOf(key), effect).pipe(
+        withLock(
+          options.pathOf(key),
+          Effect.acquireUseRelease(
+            Effect.tap(reserve(options.pathOf(key)), (space) => Effect.sync(() => reserved.set(key, space))),
+            () => effect,
+            (space) =>
+              Effect.zipRight(
+                Effect.sync(() => reserved.delete(key)),
+                fs.remove(space, { force: true }).pipe(Effect.ignore)
+              )
+          )
+        ).pipe(
           provide,
           Effect.catchIf(
             (e): e is TokenFileError => e instanceof TokenFileError,
