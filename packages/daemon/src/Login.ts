@@ -22,8 +22,9 @@
  * an error page whose address holds the code (as in stravalib's guide); the user pastes that address. The
  * authorize URL is printed on stdout only and never passed to another program.
  *
- * Everything Strava or a redirect supplies (the athlete's name, error fields) is printed through
- * `Terminal.sanitizeForTerminal`.
+ * The athlete's name and scopes, which come from Strava, are printed through `Terminal.sanitizeForTerminal`;
+ * the texts in errors (a redirect's `error=...`, Strava's resource/field/code) are scrubbed in core, where the
+ * errors are made (`StravaError.scrub`).
  *
  * @since 0.1.0
  */
@@ -39,6 +40,7 @@ import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
 
 import * as Browser from "./Browser.js"
+import type * as DaemonError from "./DaemonError.js"
 import { DaemonFailure, UsageError } from "./DaemonError.js"
 import { sanitizeForTerminal } from "./Terminal.js"
 import * as TokenFile from "./TokenFile.js"
@@ -92,32 +94,13 @@ const finish = (tokens: Token.TokenSet, options: Options) =>
     Effect.as(tokens)
   )
 
-const dirty = (value: unknown): boolean => typeof value === "string" && sanitizeForTerminal(value) !== value
-const clean = (value: unknown): unknown => typeof value === "string" ? sanitizeForTerminal(value) : value
-
-/**
- * The same error with Strava's or the redirect's words (`error=...`, granted scopes, resource/field/code)
- * stripped of terminal controls, since the CLI prints its message. Rebuilt (same class, same tag) only when
- * a field needs it.
- */
-const sanitizeError = <E>(error: E): E => {
-  if (!(error instanceof Error) || !("_tag" in error)) return error
-  const fields = Object.entries(error)
-  if (!fields.some(([, value]) => dirty(value) || (Array.isArray(value) && value.some(dirty)))) return error
-  const Constructor = error.constructor as new(fields: Record<string, unknown>) => E
-  return new Constructor(
-    Object.fromEntries(fields.map(([key, value]) => [key, Array.isArray(value) ? value.map(clean) : clean(value)]))
-  )
-}
-
 /**
  * Runs the login and writes the token file.
  *
  * @since 0.1.0
  * @category login
  */
-export const run = (options: Options) =>
-  (options.manual ? manual(options) : loopback(options)).pipe(Effect.mapError((error) => sanitizeError(error)))
+export const run = (options: Options) => options.manual ? manual(options) : loopback(options)
 
 const cookieOf = (header: string | undefined, name: string): string | undefined => {
   for (const part of (header ?? "").split(";")) {
@@ -134,7 +117,7 @@ const loopback = (options: Options) =>
     const state = yield* OAuthState.generate
     // The browser's proof that it is the one that visited /start (and so got the state).
     const nonce = yield* OAuthState.generate
-    const done = yield* Deferred.make<Token.TokenSet, unknown>()
+    const done = yield* Deferred.make<Token.TokenSet, DaemonError.Failure>()
 
     const server = Http.createServer({ requestTimeout: 60_000 })
     const port = yield* Effect.acquireRelease(

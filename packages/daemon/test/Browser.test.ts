@@ -1,38 +1,82 @@
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import sparticuz from "@sparticuz/chromium"
 import { MockServer } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
 import { type Browser, chromium, type Page } from "playwright-core"
 
-import { collect, sandbox, start } from "./harness.js"
+import { collect, firstLine, sandbox, start } from "./harness.js"
 
-// `strava-auth login` driven in a real browser (Debian's Chromium, which .ci/run installs) against the mock
-// Strava's authorize page. This test fails, never skips, when Chromium is missing.
+// `strava-auth login` driven in a real browser against the mock Strava's authorize page: the browser opens the
+// login's start address, is redirected to Strava with the login's cookie, and follows Strava's redirect back.
+//
+// The browser: CHROMIUM_PATH if set; else the Chromium inside the @sparticuz/chromium devDependency (extracted
+// into this run's temp directory, removed afterwards); else Debian's /usr/bin/chromium. This test fails, never
+// skips, when there is none.
 
-const executablePath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
 const artifacts = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "../../../test-artifacts")
 
-const launch = Effect.acquireRelease(
-  Effect.promise(() => {
-    if (!Fs.existsSync(executablePath)) {
-      throw new Error(`Chromium is not at ${executablePath}: apt-get install chromium (or set CHROMIUM_PATH)`)
+// Where sparticuz extracts its binary (it uses `os.tmpdir()`): a directory of our own, removed after the file.
+let extracted: string | undefined
+afterAll(() => {
+  if (extracted !== undefined) Fs.rmSync(extracted, { recursive: true, force: true })
+})
+
+// sparticuz's flags that weaken the web's security model are left out: this test is about cookies and redirects.
+const weakening = ["--disable-web-security", "--allow-running-insecure-content", "--disable-site-isolation-trials"]
+
+const ownFlags = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync"
+]
+
+let resolved: Promise<{ readonly executablePath: string; readonly args: ReadonlyArray<string> }> | undefined
+
+const sparticuzBrowser = async () => {
+  extracted = Fs.mkdtempSync(Path.join(Os.tmpdir(), "chromium-"))
+  const previous = process.env["TMPDIR"]
+  process.env["TMPDIR"] = extracted
+  try {
+    sparticuz.setGraphicsMode = false // no WebGL: nothing to extract but the binary and its fonts
+    const executablePath = await sparticuz.executablePath()
+    return { executablePath, args: [...sparticuz.args.filter((a) => !weakening.includes(a)), ...ownFlags] }
+  } finally {
+    if (previous === undefined) delete process.env["TMPDIR"]
+    else process.env["TMPDIR"] = previous
+  }
+}
+
+const findBrowser = () =>
+  resolved ??= (async () => {
+    const fromEnv = process.env["CHROMIUM_PATH"]
+    if (fromEnv !== undefined && fromEnv !== "") {
+      if (!Fs.existsSync(fromEnv)) throw new Error(`CHROMIUM_PATH is ${fromEnv}, which does not exist`)
+      return { executablePath: fromEnv, args: ownFlags }
     }
-    return chromium.launch({
-      executablePath,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync"
-      ]
-    })
+    try {
+      return await sparticuzBrowser()
+    } catch (error) {
+      if (Fs.existsSync("/usr/bin/chromium")) return { executablePath: "/usr/bin/chromium", args: ownFlags }
+      throw new Error(
+        `no Chromium: @sparticuz/chromium failed (${String(error)}), /usr/bin/chromium is missing and ` +
+          "CHROMIUM_PATH is not set. Run pnpm install, or apt-get install chromium, or set CHROMIUM_PATH."
+      )
+    }
+  })()
+
+const launch = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const { args, executablePath } = await findBrowser()
+    return chromium.launch({ executablePath, headless: true, args: [...args] })
   }),
   (browser: Browser) => Effect.promise(() => browser.close())
 )
@@ -43,8 +87,8 @@ const shot = (page: Page, name: string) =>
     await page.screenshot({ path: Path.join(artifacts, `login-${name}.png`), fullPage: true })
   })
 
-/** Starts `strava-auth login --no-browser`, opens its URL in Chromium, lets `act` play the athlete. */
-const loginInBrowser = (act: (page: Page) => Promise<void>, name: string) =>
+/** Starts `strava-auth login --no-browser` and opens the start address it prints in a fresh browser page. */
+const openLogin = (name: string) =>
   Effect.gen(function*() {
     const { server } = yield* MockServer.make()
     const box = sandbox(server)
@@ -53,18 +97,22 @@ const loginInBrowser = (act: (page: Page) => Promise<void>, name: string) =>
     const child = start(["login", "--no-browser"], box.env)
     child.stdin!.end()
     const result = collect(child)
-    const url = yield* Effect.promise(() =>
-      new Promise<string>((resolve, reject) => {
-        let out = ""
-        child.stdout!.on("data", (d: string) => {
-          out += d
-          if (out.includes("\n")) resolve(out.split("\n")[0]!)
-        })
-        child.once("exit", () => reject(new Error("login exited before printing its URL")))
-      })
-    )
-    yield* Effect.promise(() => page.goto(url))
+    const startUrl = yield* Effect.promise(() => firstLine(child))
+    assert.match(startUrl, /^http:\/\/127\.0\.0\.1:\d+\/start$/)
+    yield* Effect.promise(() => page.goto(startUrl))
     yield* shot(page, `${name}-authorize`)
+    return { server, box, browser, page, startUrl, result }
+  })
+
+/** The login in the browser, with `act` playing the athlete on Strava's page; ends on the login's answer. */
+const loginInBrowser = (act: (page: Page) => Promise<void>, name: string) =>
+  Effect.gen(function*() {
+    const { box, page, result, server, startUrl } = yield* openLogin(name)
+    // the start address sent the browser on to Strava, with the login's cookie set for 127.0.0.1
+    assert.isTrue(page.url().startsWith(`${server.url}/oauth/authorize?`), page.url())
+    const cookies = yield* Effect.promise(() => page.context().cookies(startUrl))
+    assert.lengthOf(cookies, 1)
+    assert.include(cookies[0]!, { httpOnly: true, sameSite: "Lax", path: "/", domain: "127.0.0.1" })
     yield* Effect.promise(async () => {
       await act(page)
       await page.waitForURL(/127\.0\.0\.1:\d+\/authorization/)
@@ -112,4 +160,24 @@ describe("login in a real browser", () => {
       assert.strictEqual(result.code, 77)
       assert.include(result.stderr, "activity:read")
     }), { timeout: 60_000 })
+
+  it.scopedLive(
+    "the start address opened a second time (another browser): that page says so and the login stops",
+    () =>
+      Effect.gen(function*() {
+        const { box, browser, result, startUrl } = yield* openLogin("second-visit")
+        const other = yield* Effect.promise(() => browser.newContext())
+        const page = yield* Effect.promise(() => other.newPage())
+        const reply = yield* Effect.promise(() => page.goto(startUrl))
+        yield* shot(page, "second-visit-result")
+        assert.strictEqual(reply?.status(), 409)
+        assert.strictEqual(yield* Effect.promise(() => page.textContent("#result")), "This login was stopped")
+        assert.lengthOf(yield* Effect.promise(() => other.cookies(startUrl)), 0)
+        const { code, stderr } = yield* Effect.promise(() => result)
+        assert.strictEqual(code, 1)
+        assert.include(stderr, "was opened a second time")
+        assert.isFalse(Fs.existsSync(box.tokenFile))
+      }),
+    { timeout: 60_000 }
+  )
 })
