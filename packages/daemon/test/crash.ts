@@ -14,23 +14,40 @@ export interface Tally {
   kills: number
   /** Refreshes Strava (the mock) answered during the bursts. */
   refreshes: number
-  /** After the kill, the file's refresh token was the live one at the mock. */
-  live: number
   /**
-   * The file held the refresh token of the last request Strava answered, not the live one: the rotation was
-   * lost between Strava's answer and the write. Counted (it must stay 0: the refresh runs in a helper process
-   * that the kill does not reach), and followed by a new login so the run can go on.
+   * Kills after which the grant was lost: once the daemon's refresh helper (if any) had finished, the token
+   * file's refresh token was not the one Strava (the mock) holds live. Counted from the file and the mock alone;
+   * the headline is that it stays 0. A loss is followed by a new login so the run goes on and the count is complete.
    */
-  lostInFlight: number
+  lost: number
+  /** What each loss looked like (the last request Strava answered), for the failure message. */
+  stories: Array<string>
 }
+
+/** The pids of the refresh helpers (`strava-auth refresh --local --report`) running for `tokenFile`. */
+export const helpersOf = (tokenFile: string): Array<number> =>
+  Fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name)).flatMap((name) => {
+    try {
+      const argv = Fs.readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0")
+      return argv.includes("--report") && argv.includes(tokenFile) ? [Number(name)] : []
+    } catch {
+      return [] // it exited meanwhile
+    }
+  })
+
+/** Waits (bounded) until no refresh helper runs for the sandbox: a killed daemon's helper finishes on its own. */
+const helpersDone = (box: Sandbox) =>
+  eventually(async () => (helpersOf(box.tokenFile).length === 0 ? true : undefined), 20_000, "the helpers to finish")
 
 const startDaemon = (box: Sandbox) =>
   Effect.gen(function*() {
     const child = start(["daemon"], box.env)
+    let stderr = ""
+    child.stderr!.on("data", (d: string) => (stderr += d))
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
     yield* eventually(
       async () => {
-        if (child.exitCode !== null) throw new Error("the daemon exited at start")
+        if (child.exitCode !== null) throw new Error(`the daemon exited at start (${child.exitCode}): ${stderr.slice(-2000)}`)
         const reply = await socketGet(box.socket, "/health")
         return reply._tag === "Reply" ? true : undefined
       },
@@ -49,7 +66,7 @@ export const crashes = (kills: number, seed: number) =>
     let random = seed
     const next = () => (random = (random * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
     yield* login(box, server)
-    const tally: Tally = { kills: 0, refreshes: 0, live: 0, lostInFlight: 0 }
+    const tally: Tally = { kills: 0, refreshes: 0, lost: 0, stories: [] }
     while (tally.kills < kills) {
       const before = (yield* mock.log).length
       const { child, exited } = yield* startDaemon(box)
@@ -76,34 +93,34 @@ export const crashes = (kills: number, seed: number) =>
       yield* Effect.promise(() => burst)
       tally.kills++
 
-      // The daemon's refresh helper outlives it: let it finish (it holds the lock until the file is written).
-      yield* eventually(async () => (Fs.existsSync(`${box.tokenFile}.lock`) ? undefined : true), 15_000, "the helper")
+      // The daemon's refresh helper outlives it: let it finish its refresh and write.
+      yield* helpersDone(box)
 
       // The file parses (never truncated or mixed), whatever the moment of the kill.
       const text = Fs.readFileSync(box.tokenFile, "utf8")
-      const tokens = yield* TokenFile.decode(box.tokenFile, text)
+      yield* TokenFile.decode(box.tokenFile, text)
       const inFile = JSON.parse(text).refresh_token as string
       const log = (yield* mock.log).slice(before).filter((e) => e.grantType === "refresh_token")
       tally.refreshes += log.filter((e) => e.outcome === "refreshed").length
-      const live = yield* mock.liveRefreshToken()
-      if (inFile === live) {
-        tally.live++
-        continue
-      }
-      // Not live: it must be the token of the very last refresh Strava answered (the kill hit the window
-      // between its answer and our fsync), never an older one: a persisted rotation is never lost.
+      if (inFile === (yield* mock.liveRefreshToken())) continue
+      // Lost: Strava holds a refresh token the file does not.
       const last = log.at(-1)
-      if (last === undefined || last.refreshToken !== inFile || last.outcome !== "refreshed") {
-        throw new Error(
-          `kill ${tally.kills}: the file's refresh token is neither live nor the last one Strava rotated ` +
-            `(last request: ${JSON.stringify(last?.outcome)})`
-        )
-      }
-      void tokens
-      tally.lostInFlight++
+      tally.lost++
+      tally.stories.push(
+        `kill ${tally.kills}: the file's refresh token is not the live one; the last refresh Strava answered ` +
+          `${last?.refreshToken === inFile ? "presented the file's token" : "presented another token"} ` +
+          `(${JSON.stringify(last?.outcome)})`
+      )
       // the grant is gone: log in again to go on
       Fs.rmSync(box.tokenFile, { force: true })
       yield* login(box, server)
+    }
+    // After all the kills, and every helper finished: the file holds the live grant.
+    yield* helpersDone(box)
+    const final = JSON.parse(Fs.readFileSync(box.tokenFile, "utf8")).refresh_token as string
+    if (final !== (yield* mock.liveRefreshToken())) {
+      tally.lost++
+      tally.stories.push("after the last kill: the file's refresh token is not the live one")
     }
     // No temp files accumulate: each start removes what a killed writer left.
     const left = Fs.readdirSync(Path.dirname(box.tokenFile)).filter((n) => n.endsWith(".tmp"))
@@ -115,20 +132,27 @@ const assertAtMostOne = (left: ReadonlyArray<string>) => {
   if (left.length > 1) throw new Error(`temp files accumulate: ${left.join(", ")}`)
 }
 
+/** `STRAVA_AUTH_CRASH_KILLS` overrides the number of kills per file (fewer while developing). */
+const killsFromEnv = (kills: number): number => {
+  const value = Number(process.env["STRAVA_AUTH_CRASH_KILLS"])
+  return Number.isInteger(value) && value > 0 ? value : kills
+}
+
 /** The suite: `kills` kill -9 cycles with a seed (two files run it in parallel, half each). */
-export const crashSuite = (part: string, kills: number, seed: number) =>
-  describe(`crash consistency (${part})`, () => {
+export const crashSuite = (part: string, defaultKills: number, seed: number) => {
+  const kills = killsFromEnv(defaultKills)
+  return describe(`crash consistency (${part})`, () => {
     it.live(
       `${kills} kill -9 during forced refreshes: the file always parses and no grant is ever lost`,
       () =>
         Effect.gen(function*() {
           const tally = yield* crashes(kills, seed)
-          console.log(`crash consistency ${part}: ${JSON.stringify(tally)}`)
+          console.log(`crash consistency ${part}: ${JSON.stringify({ ...tally, stories: tally.stories.length })}`)
           assert.strictEqual(tally.kills, kills)
-          assert.strictEqual(tally.live + tally.lostInFlight, tally.kills)
           assert.isAtLeast(tally.refreshes, tally.kills) // every kill landed in a burst of refreshes
-          assert.isAbove(tally.live, 0)
+          assert.strictEqual(tally.lost, 0, tally.stories.join("\n"))
         }),
       { timeout: 240_000 }
     )
   })
+}
