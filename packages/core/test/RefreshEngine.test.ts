@@ -189,7 +189,7 @@ describe("RefreshEngine.refreshOnce: a refused refresh token is checked against 
               ? Effect.gen(function*() {
                 armed = false
                 rotated = yield* Effect.orDie(oauth.refresh(read.value))
-                yield* inner.put(k, rotated)
+                yield* Effect.orDie(inner.put(k, rotated))
               })
               : Effect.void)
       }
