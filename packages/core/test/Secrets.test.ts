@@ -7,9 +7,9 @@ import * as LogLevel from "effect/LogLevel"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 
+import * as GrantStore from "../src/GrantStore.js"
 import * as StravaOAuth from "../src/StravaOAuth.js"
 import * as TokenSource from "../src/TokenSource.js"
-import * as TokenStore from "../src/TokenStore.js"
 import { app, layer, login } from "./fixtures.js"
 
 // Every log line and every error produced while exercising the failure paths, scanned for secrets.
@@ -25,7 +25,7 @@ describe("secrets", () => {
       const mock = yield* MockStrava.MockStrava
       const errors: Array<unknown> = []
       const tokens = yield* login()
-      const source = yield* TokenSource.makeRefreshing().pipe(Effect.provide(TokenStore.layerMemory(tokens)))
+      const source = yield* TokenSource.makeRefreshing().pipe(Effect.provide(GrantStore.layerMemory(tokens)))
       const run = <A, E>(effect: Effect.Effect<A, E>) =>
         Effect.exit(effect).pipe(Effect.tap((exit) => {
           if (exit._tag === "Failure") errors.push(Cause.squash(exit.cause))

@@ -5,11 +5,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 
+import * as GrantStore from "../src/GrantStore.js"
 import * as StravaClient from "../src/StravaClient.js"
 import * as StravaError from "../src/StravaError.js"
 import type { StravaScope } from "../src/StravaScope.js"
 import * as TokenSource from "../src/TokenSource.js"
-import * as TokenStore from "../src/TokenStore.js"
 import { layer, login } from "./fixtures.js"
 
 const AppLayer = (scope?: ReadonlyArray<StravaScope>) =>
@@ -17,7 +17,7 @@ const AppLayer = (scope?: ReadonlyArray<StravaScope>) =>
     Effect.map(login({ ...(scope === undefined ? {} : { scope }) }), (tokens) =>
       StravaClient.layer.pipe(
         Layer.provideMerge(TokenSource.layerRefreshing()),
-        Layer.provideMerge(TokenStore.layerMemory(tokens))
+        Layer.provideMerge(GrantStore.layerMemory(tokens))
       ))
   ).pipe(Layer.provideMerge(layer()))
 

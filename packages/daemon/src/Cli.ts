@@ -35,7 +35,9 @@ import * as Refresher from "./Refresher.js"
 import * as Settings from "./Settings.js"
 import * as SocketClient from "./SocketClient.js"
 import * as SystemdUnit from "./SystemdUnit.js"
+import * as Terminal from "./Terminal.js"
 import * as TokenFile from "./TokenFile.js"
+import * as Wire from "./Wire.js"
 
 /** Every command fails only with `DaemonError.Failure`s, so a failure without an exit code does not compile. */
 const failures = <A, R>(effect: Effect.Effect<A, DaemonError.Failure, R>) => effect
@@ -192,59 +194,64 @@ const logFormat = Options.choice("log-format", ["logfmt", "json"]).pipe(
   Options.optional
 )
 
-const daemonCommand = Command.make("daemon", { ...common, ...strava, logFormat }, (flags) =>
-  failures(Effect.gen(function*() {
-    const local = yield* Settings.local(flagsOf(flags))
-    const format = Option.isSome(flags.logFormat)
-      ? flags.logFormat.value
-      : yield* Config.literal("logfmt", "json")("STRAVA_AUTH_LOG_FORMAT").pipe(
-        Config.withDefault("logfmt" as const),
-        Effect.mapError((e) => new UsageError({ detail: `STRAVA_AUTH_LOG_FORMAT: ${e.message}` }))
+const daemonCommand = Command.make(
+  "daemon",
+  { ...common, ...strava, logFormat },
+  (flags) =>
+    failures(Effect.gen(function*() {
+      const local = yield* Settings.local(flagsOf(flags))
+      const format = Option.isSome(flags.logFormat)
+        ? flags.logFormat.value
+        : yield* Config.literal("logfmt", "json")("STRAVA_AUTH_LOG_FORMAT").pipe(
+          Config.withDefault("logfmt" as const),
+          Effect.mapError((e) => new UsageError({ detail: `STRAVA_AUTH_LOG_FORMAT: ${e.message}` }))
+        )
+      const logger = Logger.replace(
+        stderrLogger,
+        Logger.withConsoleError(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
       )
-    const logger = Logger.replace(
-      stderrLogger,
-      Logger.withConsoleError(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
-    )
-    const config = yield* Settings.strava(flagsOf(flags))
-    yield* Effect.gen(function*() {
-      const http = yield* HttpClient.HttpClient
-      const fs = yield* FileSystem.FileSystem
-      // SIGHUP: the same resolution again (a rotated secret file, say), with the same HTTP client.
-      const reload = Effect.flatMap(Settings.strava(flagsOf(flags)), (next) =>
-        StravaOAuth.make.pipe(Effect.provideService(StravaConfig.StravaConfig, next))).pipe(
+      const config = yield* Settings.strava(flagsOf(flags))
+      yield* Effect.gen(function*() {
+        const http = yield* HttpClient.HttpClient
+        const fs = yield* FileSystem.FileSystem
+        // SIGHUP: the same resolution again (a rotated secret file, say), with the same HTTP client.
+        const reload = Effect.flatMap(
+          Settings.strava(flagsOf(flags)),
+          (next) => StravaOAuth.make.pipe(Effect.provideService(StravaConfig.StravaConfig, next))
+        ).pipe(
           Effect.provideService(HttpClient.HttpClient, http),
           Effect.provideService(FileSystem.FileSystem, fs)
         )
-      // Refreshes run in a detached helper process, so that killing the daemon never loses a rotation.
-      const passOn = (name: string, value: Option.Option<string>) =>
-        Option.isSome(value) ? [name, value.value] : []
-      const execute = yield* Helper.executor({
-        tokenFile: local.tokenFile,
-        flags: [
-          ...passOn("--client-id", flags.clientId),
-          ...passOn("--strava-url", flags.stravaUrl),
-          ...passOn("--api-url", flags.apiUrl)
-        ]
-      }).pipe(Effect.provideServiceEffect(GrantStore.GrantStore, TokenFile.makeFileStore(local.tokenFile)))
-      yield* Daemon.run(local, { reload, execute }).pipe(
-        Effect.provide(StravaOAuth.layer),
-        Effect.provideService(StravaConfig.StravaConfig, config)
+        // Refreshes run in a detached helper process, so that killing the daemon never loses a rotation.
+        const passOn = (name: string, value: Option.Option<string>) => Option.isSome(value) ? [name, value.value] : []
+        const execute = yield* Helper.executor({
+          tokenFile: local.tokenFile,
+          flags: [
+            ...passOn("--client-id", flags.clientId),
+            ...passOn("--strava-url", flags.stravaUrl),
+            ...passOn("--api-url", flags.apiUrl)
+          ]
+        }).pipe(Effect.provideServiceEffect(GrantStore.GrantStore, TokenFile.makeFileStore(local.tokenFile)))
+        yield* Daemon.run(local, { reload, execute }).pipe(
+          Effect.provide(StravaOAuth.layer),
+          Effect.provideService(StravaConfig.StravaConfig, config)
+        )
+      }).pipe(
+        Effect.provide(NodeHttpClient.layerUndici),
+        Effect.provide(logger),
+        Logger.withMinimumLogLevel(LogLevel.Info)
       )
-    }).pipe(
-      Effect.provide(NodeHttpClient.layerUndici),
-      Effect.provide(logger),
-      Logger.withMinimumLogLevel(LogLevel.Info)
-    )
-  }))).pipe(Command.withDescription("Keep the token file fresh and serve the token on the Unix socket."))
+    }))
+).pipe(Command.withDescription("Keep the token file fresh and serve the token on the Unix socket."))
 
 const tokenCommand = Command.make("token", { ...common, ...strava, json }, (flags) =>
   failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
     const reply = yield* SocketClient.request(local.socket, "GET", "/token.json")
     if (reply._tag === "Reply") {
-      if (reply.status !== 200) return yield* SocketClient.errorOf(reply.status, reply.body)
-      const body = SocketClient.json(reply.body)
-      return yield* print(flags.json ? reply.body : String(body?.["access_token"] ?? ""))
+      const body = reply.status === 200 ? Wire.decodeTokenJson(reply.body) : Option.none()
+      if (Option.isNone(body)) return yield* SocketClient.errorOf(reply.status, reply.body)
+      return yield* print(flags.json ? reply.body : body.value.access_token)
     }
     const tokens = yield* fromFile(flags, local, false)
     yield* print(tokenLine(tokens, flags.json))
@@ -255,7 +262,7 @@ const statusCommand = Command.make("status", { ...common, json }, (flags) =>
     const local = yield* Settings.local(flagsOf(flags))
     const file = yield* Effect.either(TokenFile.read(local.tokenFile))
     const reply = yield* SocketClient.request(local.socket, "GET", "/health")
-    const health = reply._tag === "Reply" ? SocketClient.json(reply.body) : undefined
+    const health = reply._tag === "Reply" ? Option.getOrUndefined(Wire.decodeHealth(reply.body)) : undefined
     const now = yield* Clock.currentTimeMillis
     const tokens = file._tag === "Right" ? Option.getOrUndefined(file.right) : undefined
     const report = {
@@ -267,15 +274,18 @@ const statusCommand = Command.make("status", { ...common, json }, (flags) =>
       expires_in_seconds: tokens === undefined ? null : Math.floor(tokens.remainingMillis(now) / 1000),
       file_error: file._tag === "Left" ? file.left.message : null,
       daemon: reply._tag === "Reply" ? "up" : "down",
-      daemon_status: health?.["status"] ?? null,
-      last_refresh_at: health?.["last_refresh_at"] ?? null,
-      next_refresh_at: health?.["next_refresh_at"] ?? null,
-      consecutive_failures: health?.["consecutive_failures"] ?? null,
-      last_error: health?.["last_error"] ?? null
+      daemon_status: health?.status ?? null,
+      last_refresh_at: health?.last_refresh_at ?? null,
+      next_refresh_at: health?.next_refresh_at ?? null,
+      consecutive_failures: health?.consecutive_failures ?? null,
+      last_error: health?.last_error ?? null
     }
     if (flags.json) yield* print(JSON.stringify(report, null, 2))
     else {
-      const name = [tokens?.athlete?.firstname, tokens?.athlete?.lastname].filter(Boolean).join(" ")
+      // The athlete's name and the daemon's words come from outside: no terminal controls reach the screen.
+      const name = Terminal.sanitizeForTerminal(
+        [tokens?.athlete?.firstname, tokens?.athlete?.lastname].filter(Boolean).join(" ")
+      )
       const lines = [
         ["athlete", tokens === undefined ? "-" : `${name || "?"} (${tokens.athlete?.id ?? "?"})`],
         ["scopes", report.scope ?? "-"],
@@ -288,7 +298,7 @@ const statusCommand = Command.make("status", { ...common, json }, (flags) =>
         ["daemon", reply._tag === "Reply" ? `up (${String(report.daemon_status)})` : "down"],
         ["last refresh", String(report.last_refresh_at ?? "-")],
         ["next refresh", String(report.next_refresh_at ?? "-")],
-        ["last error", String(report.last_error ?? "-")],
+        ["last error", Terminal.sanitizeForTerminal(report.last_error ?? "-")],
         ["token file", local.tokenFile],
         ["socket", local.socket]
       ]
@@ -320,35 +330,41 @@ const refreshCommand = Command.make("refresh", {
     if (flags.local && flags.report) {
       // The daemon's helper: one run of the engine's refresh, one report line; the daemon decides what next.
       const store = yield* TokenFile.makeFileStore(local.tokenFile)
-      const line = yield* Helper.reportLine(
+      const result = yield* Effect.either(
         RefreshEngine.refreshOnce(GrantStore.defaultKey, { force: !flags.ifDue, margin: local.margin }).pipe(
           Effect.provideService(GrantStore.GrantStore, store),
-          Effect.provide(oauthLayer(flags).pipe(
-            Layer.catchAll((e) => Layer.fail(new RefreshEngine.RefreshAborted({ detail: e.message })))
-          ))
+          Effect.provide(
+            oauthLayer(flags).pipe(
+              Layer.catchAll((e) => Layer.fail(new RefreshEngine.RefreshAborted({ detail: e.message })))
+            )
+          )
         )
       )
-      return yield* print(line)
+      yield* print(Helper.reportLine(result))
+      // The exit code says the same as the report, for a person running it by hand.
+      if (result._tag === "Left") return yield* Effect.fail(result.left)
+      return
     }
     // Keep trying transient failures for about half a minute, then give up with the reason.
     const patience = Schedule.exponential("1 second").pipe(Schedule.jittered, Schedule.upTo("25 seconds"))
     const transient = (e: object) => "transient" in e && e.transient === true
     const viaDaemon = Effect.gen(function*() {
       const reply = yield* SocketClient.request(local.socket, "POST", "/refresh", 25_000)
-      if (reply._tag === "Down") return Option.none<string>()
-      if (reply.status === 200) return Option.some(reply.body)
-      const body = SocketClient.json(reply.body)
-      return yield* body?.["transient"] === true
-        ? new TokenSource.TokenUnavailable({ reason: String(body["message"]) })
+      if (reply._tag === "Down") return Option.none<{ readonly body: string; readonly reply: Wire.RefreshReply }>()
+      const refreshed = reply.status === 200 ? Wire.decodeRefreshReply(reply.body) : Option.none()
+      if (Option.isSome(refreshed)) return Option.some({ body: reply.body, reply: refreshed.value })
+      const error = Wire.decodeErrorReply(reply.body)
+      return yield* Option.isSome(error) && error.value.transient === true
+        ? new TokenSource.TokenUnavailable({ reason: error.value.message })
         : SocketClient.errorOf(reply.status, reply.body)
     })
     const fromDaemon = flags.local
-      ? Option.none<string>()
+      ? Option.none<{ readonly body: string; readonly reply: Wire.RefreshReply }>()
       : yield* viaDaemon.pipe(Effect.retry({ while: transient, schedule: patience }))
     if (Option.isSome(fromDaemon)) {
-      const body = SocketClient.json(fromDaemon.value)
-      yield* say(`Refreshed; expires at ${new Date(Number(body?.["expires_at"]) * 1000).toISOString()}.`)
-      if (flags.json) yield* print(fromDaemon.value)
+      const { body, reply } = fromDaemon.value
+      yield* say(`${reply.message} It expires at ${new Date(reply.expires_at * 1000).toISOString()}.`)
+      if (flags.json) yield* print(body)
       return
     }
     const tokens = yield* fromFile(flags, local, true).pipe(Effect.retry({ while: transient, schedule: patience }))

@@ -58,7 +58,9 @@ export const run = (
       now: () => clock.unsafeCurrentTimeMillis(),
       refresh: () =>
         Runtime.runPromise(runtime)(Effect.either(refresher.refreshNow)).then((result) =>
-          result._tag === "Right" ? { ok: true as const } : { ok: false as const, error: result.left }
+          result._tag === "Right"
+            ? { ok: true as const, outcome: result.right.outcome }
+            : { ok: false as const, error: result.left }
         )
     })
     // Any change in the token file's directory (a login, another tool, a revoke) wakes the loop, which

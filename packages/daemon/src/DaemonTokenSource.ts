@@ -23,6 +23,7 @@ import * as Redacted from "effect/Redacted"
 
 import * as SocketClient from "./SocketClient.js"
 import * as TokenFile from "./TokenFile.js"
+import * as Wire from "./Wire.js"
 
 const fromReply = (reply: SocketClient.Reply, socketPath: string) => {
   if (reply._tag === "Down") {
@@ -32,9 +33,9 @@ const fromReply = (reply: SocketClient.Reply, socketPath: string) => {
       })
     )
   }
-  const token = reply.status === 200 ? SocketClient.json(reply.body)?.["access_token"] : undefined
-  return typeof token === "string"
-    ? Effect.succeed(Redacted.make(token))
+  const token = reply.status === 200 ? Wire.decodeTokenJson(reply.body) : Option.none()
+  return Option.isSome(token)
+    ? Effect.succeed(Redacted.make(token.value.access_token))
     : Effect.fail(SocketClient.errorOf(reply.status, reply.body))
 }
 

@@ -23,6 +23,7 @@ import { fileURLToPath } from "node:url"
 import { GrantStore, RefreshEngine, StravaError, Token } from "@strava-auth/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 
@@ -114,22 +115,23 @@ const decodeReport = Schema.decodeUnknownOption(Schema.parseJson(Report))
  * @since 0.2.0
  * @category encoding
  */
-export const reportLine = <R>(result: Effect.Effect<RefreshEngine.Outcome, RefreshEngine.RefreshError, R>) =>
-  Effect.map(Effect.either(result), (either): string => {
-    if (either._tag === "Right") {
-      return encodeReport({
-        version: reportVersion,
-        ok: true,
-        outcome: either.right._tag === "Refreshed" ? "refreshed" : "current"
-      })
-    }
-    const error = either.left
-    return encodeReport(
-      error._tag === "GrantUnsaved"
-        ? { version: reportVersion, ok: false, error: error.error, unsaved: error.tokens }
-        : { version: reportVersion, ok: false, error }
-    )
-  })
+export const reportLine = (
+  result: Either.Either<RefreshEngine.Outcome, RefreshEngine.RefreshError>
+): string => {
+  if (result._tag === "Right") {
+    return encodeReport({
+      version: reportVersion,
+      ok: true,
+      outcome: result.right._tag === "Refreshed" ? "refreshed" : "current"
+    })
+  }
+  const error = result.left
+  return encodeReport(
+    error._tag === "GrantUnsaved"
+      ? { version: reportVersion, ok: false, error: error.error, unsaved: error.tokens }
+      : { version: reportVersion, ok: false, error }
+  )
+}
 
 /**
  * @since 0.1.0
@@ -155,7 +157,10 @@ const defaultCommand = (): ReadonlyArray<string> => [
  * @since 0.1.0
  * @category running
  */
-export const run = (options: Options, args: ReadonlyArray<string>): Effect.Effect<Report, RefreshEngine.RefreshAborted> =>
+export const run = (
+  options: Options,
+  args: ReadonlyArray<string>
+): Effect.Effect<Report, RefreshEngine.RefreshAborted> =>
   Effect.async<Report, RefreshEngine.RefreshAborted>((resume) => {
     const [command, ...prefix] = options.command ?? defaultCommand()
     const child = spawn(
@@ -177,7 +182,9 @@ export const run = (options: Options, args: ReadonlyArray<string>): Effect.Effec
       const last = stderr.trim().split("\n").at(-1)
       resume(Effect.fail(
         new RefreshEngine.RefreshAborted({
-          detail: `the refresh helper exited with ${code} without a report${last === undefined || last === "" ? "" : `: ${last}`}`
+          detail: `the refresh helper exited with ${code} without a report${
+            last === undefined || last === "" ? "" : `: ${last}`
+          }`
         })
       ))
     })
@@ -196,7 +203,10 @@ export const executor = (
     Effect.gen(function*() {
       const millis = Duration.toMillis(request.margin ?? RefreshEngine.defaultMargin)
       const margin = `${Math.max(1, Math.round(millis / 1000))}s`
-      const report = yield* run(options, request.force ? ["--refresh-margin", margin] : ["--if-due", "--refresh-margin", margin])
+      const report = yield* run(
+        options,
+        request.force ? ["--refresh-margin", margin] : ["--if-due", "--refresh-margin", margin]
+      )
       if (!report.ok) {
         if (report.unsaved !== undefined && request.seen !== undefined && report.error._tag === "GrantStoreError") {
           return yield* new RefreshEngine.GrantUnsaved({

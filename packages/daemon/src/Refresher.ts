@@ -27,6 +27,7 @@ import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 
 import * as TokenFile from "./TokenFile.js"
+import * as Wire from "./Wire.js"
 
 /**
  * The states on the wire (`/health`'s `status`).
@@ -211,7 +212,8 @@ export const make = (
 
     return {
       snapshot,
-      refreshNow: engine.refresh(key, { force: true, coalesce: true }).pipe(Effect.tap(() => wake)),
+      // Whatever it came to, the loop re-plans: a failure's backoff, or the next refresh, may be sooner.
+      refreshNow: engine.refresh(key, { force: true, coalesce: true }).pipe(Effect.ensuring(wake)),
       load: Effect.asVoid(engine.sync(key)),
       wake,
       reconfigure: (next) =>
@@ -256,7 +258,8 @@ export const tokenValue = (tokens: Token.TokenSet): string => Redacted.value(tok
  * @since 0.1.0
  * @category encoding
  */
-export const tokenJson = (tokens: Token.TokenSet) => ({
+export const tokenJson = (tokens: Token.TokenSet): Wire.TokenJson => ({
+  version: Wire.version,
   access_token: Redacted.value(tokens.accessToken),
   token_type: tokens.tokenType,
   expires_at: tokens.expiresAt,

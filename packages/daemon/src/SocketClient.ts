@@ -11,9 +11,11 @@ import * as Http from "node:http"
 
 import { TokenSource } from "@strava-auth/core"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 
 import { ConfigurationError } from "./DaemonError.js"
 import * as SocketTrust from "./SocketTrust.js"
+import * as Wire from "./Wire.js"
 
 /**
  * @since 0.1.0
@@ -62,21 +64,6 @@ const send = (socketPath: string, method: "GET" | "POST", path: string, timeoutM
   })
 
 /**
- * Parses a JSON reply body, `undefined` when it is not JSON.
- *
- * @since 0.1.0
- * @category parsing
- */
-export const json = (body: string): Record<string, unknown> | undefined => {
-  try {
-    const value: unknown = JSON.parse(body)
-    return typeof value === "object" && value !== null ? value as Record<string, unknown> : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/**
  * The typed error for a daemon's non-200 reply: `needs_login` is `LoginRequired`, anything else
  * `TokenUnavailable` (try again later). The daemon's message is kept: it says what to do.
  *
@@ -84,9 +71,12 @@ export const json = (body: string): Record<string, unknown> | undefined => {
  * @category parsing
  */
 export const errorOf = (status: number, body: string): TokenSource.LoginRequired | TokenSource.TokenUnavailable => {
-  const parsed = json(body)
-  const message = typeof parsed?.["message"] === "string" ? parsed["message"] : `the daemon answered ${status}.`
-  return parsed?.["error"] === "needs_login"
+  const parsed = Wire.decodeErrorReply(body)
+  const message = Option.match(parsed, {
+    onNone: () => `the daemon answered ${status}.`,
+    onSome: (reply) => reply.message
+  })
+  return Option.isSome(parsed) && parsed.value.error === "needs_login"
     ? new TokenSource.LoginRequired({ reason: message })
     : new TokenSource.TokenUnavailable({ reason: message })
 }

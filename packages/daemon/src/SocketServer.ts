@@ -42,6 +42,7 @@ import { DaemonFailure } from "./DaemonError.js"
 import * as PrivateDirectory from "./PrivateDirectory.js"
 import type { RefreshError, Snapshot } from "./Refresher.js"
 import * as Refresher from "./Refresher.js"
+import * as Wire from "./Wire.js"
 
 /**
  * @since 0.1.0
@@ -51,7 +52,10 @@ export interface Handlers {
   readonly snapshot: () => Snapshot
   readonly now: () => number
   /** Refresh now; resolves to the fresh snapshot or the error. */
-  readonly refresh: () => Promise<{ readonly ok: true } | { readonly ok: false; readonly error: RefreshError }>
+  readonly refresh: () => Promise<
+    | { readonly ok: true; readonly outcome: Wire.RefreshReply["outcome"] }
+    | { readonly ok: false; readonly error: RefreshError }
+  >
 }
 
 /**
@@ -76,7 +80,12 @@ export const limits = {
 const JSON_TYPE = { "content-type": "application/json", "cache-control": "no-store" }
 const TEXT_TYPE = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" }
 
-const sendJson = (res: Http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}) => {
+const sendJson = (
+  res: Http.ServerResponse,
+  status: number,
+  body: Wire.TokenJson | Wire.Health | Wire.RefreshReply | Wire.ErrorReply,
+  extra: Record<string, string> = {}
+) => {
   const text = JSON.stringify(body)
   // An error reply closes its connection: a client that got one is confused or hostile, and holds nothing.
   res.writeHead(status, {
@@ -94,10 +103,15 @@ interface Connection extends Net.Socket {
   [queued]: number
 }
 
-const unavailable = (snapshot: Snapshot) =>
+const unavailable = (snapshot: Snapshot): Wire.ErrorReply =>
   snapshot.status === "needs_login"
-    ? { error: "needs_login", message: snapshot.lastError ?? "No valid grant. Run `strava-auth login`." }
+    ? {
+      version: Wire.version,
+      error: "needs_login",
+      message: snapshot.lastError ?? "No valid grant. Run `strava-auth login`."
+    }
     : {
+      version: Wire.version,
       error: "unavailable",
       message: `The token has expired and could not be refreshed yet (${snapshot.lastError ?? "no answer"}). ` +
         "The daemon keeps retrying; try again shortly."
@@ -111,7 +125,8 @@ const iso = (millis: number | undefined) => (millis === undefined ? null : new D
  * @since 0.1.0
  * @category encoding
  */
-export const health = (snapshot: Snapshot) => ({
+export const health = (snapshot: Snapshot): Wire.Health => ({
+  version: Wire.version,
   status: snapshot.status,
   expires_at: snapshot.tokens?.expiresAt ?? null,
   next_refresh_at: iso(snapshot.nextRefreshAt),
@@ -121,6 +136,14 @@ export const health = (snapshot: Snapshot) => ({
   athlete_id: snapshot.tokens?.athlete?.id ?? null,
   scope: snapshot.tokens?.scopes.join(",") ?? null
 })
+
+const outcomeMessages: Record<Wire.RefreshReply["outcome"], string> = {
+  refreshed: "Refreshed: Strava issued a new access token.",
+  same: "Strava returned the same access token: it mints a new one only near expiry (its one-hour rule).",
+  current: "Another strava-auth process had just refreshed; this is its token.",
+  coalesced: "A refresh was asked for moments ago; this is its token (Strava was not asked again, to spare the " +
+    "app's rate limit)."
+}
 
 const routes: Record<string, string> = { "/token": "GET", "/token.json": "GET", "/health": "GET", "/refresh": "POST" }
 
@@ -168,15 +191,20 @@ const other = (handlers: Handlers, req: Http.IncomingMessage, res: Http.ServerRe
   const allowed = routes[path]
   if (allowed === undefined) {
     return sendJson(res, 404, {
+      version: Wire.version,
       error: "not_found",
       message: `No ${path} here. Try /token, /token.json, /health or POST /refresh.`
     })
   }
   if (req.method !== allowed) {
-    return sendJson(res, 405, { error: "method_not_allowed", message: `${path} takes ${allowed}.` }, { allow: allowed })
+    return sendJson(res, 405, {
+      version: Wire.version,
+      error: "method_not_allowed",
+      message: `${path} takes ${allowed}.`
+    }, { allow: allowed })
   }
   if (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0") {
-    return sendJson(res, 413, { error: "body_not_allowed", message: "Requests take no body." })
+    return sendJson(res, 413, { version: Wire.version, error: "body_not_allowed", message: "Requests take no body." })
   }
   const snapshot = handlers.snapshot()
   switch (path) {
@@ -191,10 +219,15 @@ const other = (handlers: Handlers, req: Http.IncomingMessage, res: Http.ServerRe
       handlers.refresh().then((result) => {
         const after = handlers.snapshot()
         if (result.ok && Refresher.servable(after, handlers.now())) {
-          sendJson(res, 200, Refresher.tokenJson(after.tokens))
+          sendJson(res, 200, {
+            ...Refresher.tokenJson(after.tokens),
+            outcome: result.outcome,
+            message: outcomeMessages[result.outcome]
+          })
         } else {
           const error = result.ok ? undefined : result.error
           sendJson(res, 503, {
+            version: Wire.version,
             error: error === undefined
               ? "unavailable"
               : after.status === "needs_login"

@@ -45,28 +45,36 @@ if (fast === undefined) {
   } else ask(socketPath, fast.json)
 }
 
+/**
+ * One string field of a reply (`Wire.TokenJson`, `Wire.ErrorReply`), checked by hand: this path loads nothing
+ * but `node:http`, so not Effect's Schema; `undefined` when the body has no such string.
+ */
+function field(body: string, name: "access_token" | "message" | "error"): string | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(body)
+  } catch {
+    return undefined
+  }
+  if (typeof value !== "object" || value === null || !(name in value)) return undefined
+  const found: unknown = Reflect.get(value, name)
+  return typeof found === "string" && found !== "" ? found : undefined
+}
+
 function ask(socketPath: string, json: boolean) {
   const req = Http.request({ socketPath, path: "/token.json", headers: { host: "localhost" }, agent: false }, (res) => {
     let body = ""
     res.setEncoding("utf8")
     res.on("data", (chunk: string) => (body += chunk))
     res.on("end", () => {
-      let parsed: Record<string, unknown> | undefined
-      try {
-        parsed = JSON.parse(body) as Record<string, unknown>
-      } catch {
-        parsed = undefined
-      }
-      if (res.statusCode === 200 && typeof parsed?.["access_token"] === "string") {
-        process.stdout.write(`${json ? body : parsed["access_token"]}\n`)
+      const token = res.statusCode === 200 ? field(body, "access_token") : undefined
+      if (token !== undefined) {
+        process.stdout.write(`${json ? body : token}\n`)
         return
       }
-      const message = typeof parsed?.["message"] === "string"
-        ? parsed["message"]
-        : `the daemon answered ${res.statusCode}`
-      process.stderr.write(`strava-auth: ${message}\n`)
+      process.stderr.write(`strava-auth: ${field(body, "message") ?? `the daemon answered ${res.statusCode}`}\n`)
       // the exit codes of DaemonError: 77 login needed, 75 temporary failure
-      process.exitCode = parsed?.["error"] === "needs_login" ? 77 : 75
+      process.exitCode = field(body, "error") === "needs_login" ? 77 : 75
     })
   })
   req.setTimeout(2000, () => req.destroy(new Error("timeout")))

@@ -8,8 +8,10 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import type { MockStrava } from "@strava-auth/testing"
 import { MockServer, Simulator } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 
+import * as Helper from "../src/Helper.js"
 import {
   daemon,
   decide,
@@ -357,7 +359,8 @@ describe("signals and the main job", () => {
             await socketGet(box.socket, "/refresh", "POST")
             const health = await socketGet(box.socket, "/health")
             const body = health._tag === "Reply" ? JSON.parse(health.body) : {}
-            return body.status === "needs_login" && String(body.last_error).includes("STRAVA_CLIENT_SECRET")
+            // A refused secret is about the app, not the grant: retried after a backoff, never "needs_login".
+            return body.status === "retrying" && String(body.last_error).includes("STRAVA_CLIENT_SECRET")
               ? true
               : undefined
           },
@@ -428,7 +431,8 @@ describe("strava-auth token, status, refresh, revoke", () => {
           "athlete_id",
           "expires_at",
           "scope",
-          "token_type"
+          "token_type",
+          "version"
         ])
         // with the daemon up, the token comes from its socket
         yield* daemon({ ...box, env: { ...box.env, STRAVA_AUTH_REFRESH_MARGIN: "2s" } })
@@ -559,16 +563,21 @@ describe("bad input", () => {
     withMock((server) =>
       Effect.gen(function*() {
         const box = sandbox(server)
+        // The line is read with the report's own Schema, as the daemon reads it.
+        const report = Schema.decodeUnknownSync(Schema.parseJson(Helper.Report))
         const missing = yield* run(["refresh", "--local", "--report"], box.env)
         assert.strictEqual(missing.code, 77)
-        const failed = JSON.parse(missing.stdout)
-        assert.deepInclude(failed, { ok: false })
-        assert.strictEqual(failed.error.tag, "LoginRequired")
-        assert.strictEqual(failed.error.retryable, false)
+        const failed = report(missing.stdout.trim())
+        assert.isFalse(failed.ok)
+        assert.strictEqual(!failed.ok && failed.error._tag, "LoginRequired")
+        assert.strictEqual(failed.version, 1)
         yield* login(box, server)
         const done = yield* run(["refresh", "--local", "--report"], box.env)
         assert.strictEqual(done.code, 0, done.stderr)
-        assert.deepStrictEqual(JSON.parse(done.stdout), { ok: true })
+        assert.deepStrictEqual(report(done.stdout.trim()), { version: 1, ok: true, outcome: "refreshed" })
+        // --if-due: not within the margin, so Strava is not asked and the outcome is the current set
+        const notDue = yield* run(["refresh", "--local", "--report", "--if-due"], box.env)
+        assert.deepStrictEqual(report(notDue.stdout.trim()), { version: 1, ok: true, outcome: "current" })
       })
     ))
 

@@ -98,7 +98,7 @@ describe("fuzz: socket requests", () => {
         yield* SocketServer.serve(socket, {
           snapshot: () => ok,
           now: () => 1_900_000_000_000,
-          refresh: () => Promise.resolve({ ok: true })
+          refresh: () => Promise.resolve({ ok: true as const, outcome: "refreshed" as const })
         })
         const requestish = FastCheck.tuple(
           FastCheck.constantFrom("GET", "POST", "PUT", "BREW", ""),

@@ -33,7 +33,7 @@ const listen = Effect.gen(function*() {
   yield* SocketServer.serve(socket, {
     snapshot: () => ok,
     now: () => 1_900_000_000_000,
-    refresh: () => Promise.resolve({ ok: true })
+    refresh: () => Promise.resolve({ ok: true as const, outcome: "refreshed" as const })
   })
   return socket
 })

@@ -33,7 +33,7 @@ const listen = (snapshot: () => Refresher.Snapshot, now = () => 1_900_000_000_00
   Effect.gen(function*() {
     const dir = tempDir("sock-") // removed when the test ends
     const socket = Path.join(dir, "run", "token.sock")
-    yield* SocketServer.serve(socket, { snapshot, now, refresh: () => Promise.resolve({ ok: true }) })
+    yield* SocketServer.serve(socket, { snapshot, now, refresh: () => Promise.resolve({ ok: true as const, outcome: "refreshed" as const }) })
     return socket
   })
 
@@ -56,6 +56,7 @@ describe("SocketServer", () => {
       assert.deepStrictEqual(token, { _tag: "Reply", status: 200, body: "tok-123" })
       const json = yield* Effect.promise(() => socketGet(socket, "/token.json"))
       assert.deepStrictEqual(json._tag === "Reply" && JSON.parse(json.body), {
+        version: 1,
         access_token: "tok-123",
         token_type: "Bearer",
         expires_at: 2_000_000_000,
