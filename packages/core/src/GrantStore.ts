@@ -156,10 +156,12 @@ export const makeMemory = (
     return GrantStore.of({
       get: (key) => Effect.map(Ref.get(grants), (map) => Option.fromNullable(map.get(key))),
       put: (key, tokens, options) =>
-        Effect.flatten(Ref.modify(grants, (map): readonly [Effect.Effect<void, StaleGrant>, ReadonlyMap<string, TokenSet>] =>
-          mayReplace(Option.fromNullable(map.get(key)), options)
-            ? [Effect.void, new Map(map).set(key, tokens)]
-            : [Effect.fail(new StaleGrant({ key })), map])),
+        Effect.flatten(
+          Ref.modify(grants, (map): readonly [Effect.Effect<void, StaleGrant>, ReadonlyMap<string, TokenSet>] =>
+            mayReplace(Option.fromNullable(map.get(key)), options)
+              ? [Effect.void, new Map(map).set(key, tokens)]
+              : [Effect.fail(new StaleGrant({ key })), map])
+        ),
       remove: (key) =>
         Ref.update(grants, (map) => {
           const next = new Map(map)

@@ -376,7 +376,10 @@ export const refreshOnce = (
  * @category refreshing
  */
 export const persistUnsaved = (unsaved: GrantUnsaved): Effect.Effect<Outcome, RefreshError, GrantStore> =>
-  Effect.flatMap(GrantStore, (store) => store.withLock(unsaved.key, persist(unsaved.key, unsaved.tokens, unsaved.previous)))
+  Effect.flatMap(
+    GrantStore,
+    (store) => store.withLock(unsaved.key, persist(unsaved.key, unsaved.tokens, unsaved.previous))
+  )
     .pipe(Effect.uninterruptible)
 
 // ---------------------------------------------------------------------------------------------------------
@@ -683,7 +686,10 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
         if (Option.isNone(read.right)) {
           if (e.state._tag !== "Empty" || held !== undefined) {
             e.state = GrantState.Empty({ reason: `No Strava grant is stored for "${key}".` })
-            yield* Effect.logWarning("needs login").pipe(Effect.annotateLogs({ reason: "no grant stored" }), annotate(key))
+            yield* Effect.logWarning("needs login").pipe(
+              Effect.annotateLogs({ reason: "no grant stored" }),
+              annotate(key)
+            )
           } else {
             e.state = GrantState.Empty({ reason: `No Strava grant is stored for "${key}".` })
           }
@@ -744,9 +750,11 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
             ? Effect.provideService(persistUnsaved(unsaved), GrantStore, store)
             : options.execute(key, { force: request.force === true, margin, seen: current })
           const outcome = yield* Effect.either(
-            attempt.pipe(Effect.catchAllDefect((defect) =>
-              Effect.fail(new RefreshAborted({ detail: `the refresh failed unexpectedly: ${String(defect)}` }))
-            ))
+            attempt.pipe(
+              Effect.catchAllDefect((defect) =>
+                Effect.fail(new RefreshAborted({ detail: `the refresh failed unexpectedly: ${String(defect)}` }))
+              )
+            )
           )
           const after = yield* Clock.currentTimeMillis
           const result = outcome._tag === "Right"

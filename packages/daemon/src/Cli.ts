@@ -18,6 +18,7 @@ import { GrantStore, RefreshEngine, StravaConfig, StravaOAuth, StravaScope, Toke
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -170,9 +171,9 @@ const loginCommand = Command.make(
         return yield* new UsageError({ detail: `--port takes 0-65535; got ${flags.port}.` })
       }
       const timeout = Settings.parseDuration(flags.timeout)
-      if (Option.isNone(timeout)) {
+      if (Option.isNone(timeout) || Duration.greaterThan(timeout.value, Duration.hours(24))) {
         return yield* new UsageError({
-          detail: `--timeout takes a duration such as 5m or 90s; got "${flags.timeout}".`
+          detail: `--timeout takes a duration up to 24h such as 5m or 90s; got "${flags.timeout}".`
         })
       }
       yield* Login.run({

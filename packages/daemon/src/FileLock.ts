@@ -173,7 +173,11 @@ class NotRegular extends Error {}
 /** Creates `target` whole with `text`, exclusively: temp file, then a hard link. */
 const createExclusive = async (target: string, text: string): Promise<boolean> => {
   const tmp = Path.join(Path.dirname(target), `.${Path.basename(target)}.${nonce()}.tmp`)
-  const handle = await FsP.open(tmp, Fs.constants.O_WRONLY | Fs.constants.O_CREAT | Fs.constants.O_EXCL | NOFOLLOW, 0o600)
+  const handle = await FsP.open(
+    tmp,
+    Fs.constants.O_WRONLY | Fs.constants.O_CREAT | Fs.constants.O_EXCL | NOFOLLOW,
+    0o600
+  )
   try {
     await handle.writeFile(text)
   } finally {

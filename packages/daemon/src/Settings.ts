@@ -31,12 +31,32 @@ import { ConfigurationError, describeConfigError } from "./DaemonError.js"
 import * as Paths from "./Paths.js"
 
 /**
- * `90`, `90s`, `45m`, `6h`, `1d`, `45 minutes`, `1500 millis`: a duration, or `None`.
+ * The longest refresh margin: a Strava access token lives six hours.
+ *
+ * @since 0.2.0
+ * @category parsing
+ */
+export const maxMargin: Duration.Duration = Duration.hours(6)
+
+/**
+ * The longest duration any setting takes (a year); a longer one is not a duration anyone means.
+ *
+ * @since 0.2.0
+ * @category parsing
+ */
+export const maxDuration: Duration.Duration = Duration.days(366)
+
+/**
+ * `90`, `90s`, `45m`, `6h`, `1d`, `45 minutes`, `1500 millis`: a duration, or `None` (also for anything beyond
+ * `maxDuration`).
  *
  * @since 0.1.0
  * @category parsing
  */
-export const parseDuration = (input: string): Option.Option<Duration.Duration> => {
+export const parseDuration = (input: string): Option.Option<Duration.Duration> =>
+  Option.filter(parseAnyDuration(input), (d) => Duration.lessThanOrEqualTo(d, maxDuration))
+
+const parseAnyDuration = (input: string): Option.Option<Duration.Duration> => {
   const match =
     /^\s*(\d+(?:\.\d+)?)\s*(ms|millis|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)?\s*$/i.exec(
       input
@@ -123,6 +143,12 @@ export const local = (flags: Flags, environment: Paths.Environment = Paths.curre
         return yield* new ConfigurationError({
           detail: `STRAVA_AUTH_REFRESH_MARGIN (or --refresh-margin) must be a positive duration such as 45m, ` +
             `90s or "45 minutes"; got "${marginText.value}".`
+        })
+      }
+      if (Duration.greaterThan(parsed.value, maxMargin)) {
+        return yield* new ConfigurationError({
+          detail: `STRAVA_AUTH_REFRESH_MARGIN (or --refresh-margin) is at most 6h, the life of a Strava access ` +
+            `token (a longer margin would make every token due at once); got "${marginText.value}".`
         })
       }
       margin = parsed.value

@@ -231,7 +231,10 @@ const MAX_BYTES = 64 * 1024
 
 /** Reads a regular file without following a link or blocking, at most `MAX_BYTES`. */
 const readRegular = async (path: string): Promise<string> => {
-  const handle = await FsP.open(path, Fs.constants.O_RDONLY | (Fs.constants.O_NOFOLLOW ?? 0) | (Fs.constants.O_NONBLOCK ?? 0))
+  const handle = await FsP.open(
+    path,
+    Fs.constants.O_RDONLY | (Fs.constants.O_NOFOLLOW ?? 0) | (Fs.constants.O_NONBLOCK ?? 0)
+  )
   try {
     const info = await handle.stat()
     if (!info.isFile()) throw new Error("not a regular file")
@@ -301,9 +304,7 @@ export const write = (
     })).pipe(
       Effect.zipRight(fs.rename(tmp, path)),
       Effect.mapError(ioError(path, "write it")),
-      Effect.onError(() =>
-        fs.remove(tmp, { force: true }).pipe(Effect.ignore)
-      )
+      Effect.onError(() => fs.remove(tmp, { force: true }).pipe(Effect.ignore))
     )
     // The rename is durable only once the directory entry is on disk.
     yield* Effect.scoped(Effect.flatMap(fs.open(dir, { flag: "r" }), (d) => d.sync)).pipe(Effect.ignore)

@@ -69,7 +69,10 @@ describe("a full disk", () => {
         Fs.rmSync(Path.join(state, "filler"))
         const again = yield* run(["refresh", "--local"], box.env)
         assert.strictEqual(again.code, 0, again.stderr)
-        assert.strictEqual(JSON.parse(Fs.readFileSync(box.tokenFile, "utf8")).refresh_token, yield* mock.liveRefreshToken())
+        assert.strictEqual(
+          JSON.parse(Fs.readFileSync(box.tokenFile, "utf8")).refresh_token,
+          yield* mock.liveRefreshToken()
+        )
       }))
   )
 })
