@@ -72,6 +72,27 @@ describe("bad files", () => {
   )
 })
 
+describe("text from outside on the terminal", () => {
+  it.live(
+    "status prints an athlete's name with terminal escape sequences stripped",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { server } = yield* MockServer.make()
+        const box = sandbox(server)
+        assert.strictEqual((yield* login(box, server)).result.code, 0)
+        const file = JSON.parse(Fs.readFileSync(box.tokenFile, "utf8"))
+        file.athlete.firstname = "\u001b]0;owned\u0007Mari\u001b[2J\u001b[31manne\u009b1A"
+        file.athlete.lastname = "Mock\r\u0000"
+        Fs.writeFileSync(box.tokenFile, JSON.stringify(file), { mode: 0o600 })
+        const status = yield* run(["status"], box.env)
+        assert.include(status.stdout, "Marianne Mock")
+
+        assert.notMatch(status.stdout, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/)
+      })),
+    20_000
+  )
+})
+
 describe("bad settings", () => {
   for (const margin of ["200000000d", "100000000d", "7h", "0s"]) {
     it.live(
