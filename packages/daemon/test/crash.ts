@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 
 import * as TokenFile from "../src/TokenFile.js"
 import { eventually, login, type Sandbox, sandbox, socketGet, start } from "./harness.js"
+import { helpersOf } from "./processes.js"
 
 export interface Tally {
   kills: number
@@ -24,17 +25,6 @@ export interface Tally {
   stories: Array<string>
 }
 
-/** The pids of the refresh helpers (`strava-auth refresh --local --report`) running for `tokenFile`. */
-export const helpersOf = (tokenFile: string): Array<number> =>
-  Fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name)).flatMap((name) => {
-    try {
-      const argv = Fs.readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0")
-      return argv.includes("--report") && argv.includes(tokenFile) ? [Number(name)] : []
-    } catch {
-      return [] // it exited meanwhile
-    }
-  })
-
 /** Waits (bounded) until no refresh helper runs for the sandbox: a killed daemon's helper finishes on its own. */
 const helpersDone = (box: Sandbox) =>
   eventually(async () => (helpersOf(box.tokenFile).length === 0 ? true : undefined), 20_000, "the helpers to finish")
@@ -47,7 +37,9 @@ const startDaemon = (box: Sandbox) =>
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
     yield* eventually(
       async () => {
-        if (child.exitCode !== null) throw new Error(`the daemon exited at start (${child.exitCode}): ${stderr.slice(-2000)}`)
+        if (child.exitCode !== null) {
+          throw new Error(`the daemon exited at start (${child.exitCode}): ${stderr.slice(-2000)}`)
+        }
         const reply = await socketGet(box.socket, "/health")
         return reply._tag === "Reply" ? true : undefined
       },
