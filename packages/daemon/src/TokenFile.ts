@@ -28,6 +28,7 @@ import { GrantStore, StravaScope, Token as TokenModule } from "@strava-auth/core
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Encoding from "effect/Encoding"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -407,47 +408,51 @@ const storeError = (key: string) => (e: TokenFileError) =>
  * @category stores
  */
 export const makeStore = (options: {
-  readonly pathOf: (key: string) => string
+  /** The key's file, or a `TokenFileError` for a key this store cannot hold. */
+  readonly pathOf: (key: string) => Either.Either<string, TokenFileError>
   readonly keys: Effect.Effect<ReadonlyArray<string>, TokenFileError, FileSystem.FileSystem>
 }): Effect.Effect<GrantStore.GrantStoreShape, never, FileSystem.FileSystem> =>
   Effect.map(FileSystem.FileSystem, (fs) => {
     const provide = Effect.provideService(FileSystem.FileSystem, fs)
     // The space for the next write of each key, reserved while its lock is held (see `reserve`).
     const reserved = new Map<string, string>()
+    const withPath = <A, E, R>(key: string, f: (path: string) => Effect.Effect<A, E | TokenFileError, R>) =>
+      Effect.flatMap(options.pathOf(key), f).pipe(
+        provide,
+        Effect.catchIf(
+          (e): e is TokenFileError => e instanceof TokenFileError,
+          (e) => Effect.fail(storeError(key)(e))
+        )
+      )
     return GrantStore.GrantStore.of({
-      get: (key) => read(options.pathOf(key)).pipe(provide, Effect.mapError(storeError(key))),
+      get: (key) => withPath(key, read),
       put: (key, tokens, put) =>
-        Effect.gen(function*() {
-          const path = options.pathOf(key)
-          if (put?.replaces !== undefined) {
-            const stored = yield* read(path)
-            if (!GrantStore.mayReplace(stored, put)) return yield* new GrantStore.StaleGrant({ key })
-          }
-          const space = reserved.get(key)
-          reserved.delete(key)
-          yield* write(path, tokens, { reserved: space })
-        }).pipe(provide, Effect.catchTag("TokenFileError", (e) => Effect.fail(storeError(key)(e)))),
-      remove: (key) => remove(options.pathOf(key)).pipe(provide, Effect.mapError(storeError(key))),
+        withPath(key, (path) =>
+          Effect.gen(function*() {
+            if (put?.replaces !== undefined) {
+              const stored = yield* read(path)
+              if (!GrantStore.mayReplace(stored, put)) return yield* new GrantStore.StaleGrant({ key })
+            }
+            const space = reserved.get(key)
+            reserved.delete(key)
+            yield* write(path, tokens, { reserved: space })
+          })),
+      remove: (key) => withPath(key, remove),
       list: options.keys.pipe(provide, Effect.mapError(storeError("*"))),
       withLock: (key, effect) =>
-        withLock(
-          options.pathOf(key),
-          Effect.acquireUseRelease(
-            Effect.tap(reserve(options.pathOf(key)), (space) => Effect.sync(() => reserved.set(key, space))),
-            () => effect,
-            (space) =>
-              Effect.zipRight(
-                Effect.sync(() => reserved.delete(key)),
-                fs.remove(space, { force: true }).pipe(Effect.ignore)
-              )
-          )
-        ).pipe(
-          provide,
-          Effect.catchIf(
-            (e): e is TokenFileError => e instanceof TokenFileError,
-            (e) => Effect.fail(storeError(key)(e))
-          )
-        )
+        withPath(key, (path) =>
+          withLock(
+            path,
+            Effect.acquireUseRelease(
+              Effect.tap(reserve(path), (space) => Effect.sync(() => reserved.set(key, space))),
+              () => effect,
+              (space) =>
+                Effect.zipRight(
+                  Effect.sync(() => reserved.delete(key)),
+                  fs.remove(space, { force: true }).pipe(Effect.ignore)
+                )
+            )
+          ))
     })
   })
 
@@ -460,7 +465,7 @@ export const makeStore = (options: {
  */
 export const makeFileStore = (path: string): Effect.Effect<GrantStore.GrantStoreShape, never, FileSystem.FileSystem> =>
   makeStore({
-    pathOf: () => path,
+    pathOf: () => Either.right(path),
     keys: Effect.map(stamp(path), (s) => Option.isSome(s) ? [GrantStore.defaultKey] : [])
   })
 
@@ -485,10 +490,16 @@ export const makeDirectoryStore = (
   dir: string
 ): Effect.Effect<GrantStore.GrantStoreShape, never, FileSystem.FileSystem> =>
   makeStore({
-    pathOf: (key) => {
-      if (!keyPattern.test(key)) throw new Error(`invalid grant key: ${JSON.stringify(key)}`)
-      return Path.join(dir, `${key}.json`)
-    },
+    pathOf: (key) =>
+      keyPattern.test(key)
+        ? Either.right(Path.join(dir, `${key}.json`))
+        : Either.left(
+          new TokenFileError({
+            path: dir,
+            reason: "Malformed",
+            detail: `${JSON.stringify(key)} is not an account name: use letters, digits, - and _ (at most 64).`
+          })
+        ),
     keys: Effect.flatMap(FileSystem.FileSystem, (fs) =>
       fs.readDirectory(dir).pipe(
         Effect.map((names) =>

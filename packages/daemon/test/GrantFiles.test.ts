@@ -1,0 +1,106 @@
+// Core's GrantStore over token files: one file (the daemon's default account) and a directory of files (one
+// per account), with the compare-and-set write and the reservation the engine relies on.
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { assert, describe, it } from "@effect/vitest"
+import { GrantStore, Token } from "@strava-auth/core"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+
+import * as TokenFile from "../src/TokenFile.js"
+import { tempDir } from "./harness.js"
+
+const set = (n: number) =>
+  new Token.TokenSet({
+    tokenType: "Bearer",
+    accessToken: Redacted.make(`access-${n}-aaaaaaaaaaaaaaaa`),
+    refreshToken: Redacted.make(`refresh-${n}-rrrrrrrrrrrrrrr`),
+    expiresAt: 1_800_000_000 + n,
+    scopes: ["read"],
+    athlete: { id: 1000 + n }
+  })
+
+describe("the token file as a GrantStore", () => {
+  it.effect("one file holds the default key; list shows it once it exists; remove deletes the file", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir("grants-"), "state", "token.json")
+      const store = yield* TokenFile.makeFileStore(file)
+      assert.deepStrictEqual(yield* store.list, [])
+      assert.isTrue(Option.isNone(yield* store.get(GrantStore.defaultKey)))
+      yield* store.put(GrantStore.defaultKey, set(1))
+      assert.deepStrictEqual(yield* store.list, [GrantStore.defaultKey])
+      assert.isTrue(Option.getOrThrow(yield* store.get(GrantStore.defaultKey)).sameRefreshToken(set(1)))
+      yield* store.remove(GrantStore.defaultKey)
+      assert.isFalse(Fs.existsSync(file))
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+  it.effect("put with replaces refuses a writer holding an old set: the newer rotation stays in the file", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir("grants-"), "token.json")
+      const store = yield* TokenFile.makeFileStore(file)
+      yield* store.put(GrantStore.defaultKey, set(1))
+      yield* store.put(GrantStore.defaultKey, set(2), { replaces: set(1) }) // a rotation
+      const stale = yield* Effect.flip(store.put(GrantStore.defaultKey, set(3), { replaces: set(1) }))
+      assert.strictEqual(stale._tag, "StaleGrant")
+      assert.isTrue(Option.getOrThrow(yield* TokenFile.read(file)).sameRefreshToken(set(2)))
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+  it.effect("withLock holds the file's lock and reserves the space for the write, used by put and then gone", () =>
+    Effect.gen(function*() {
+      const dir = tempDir("grants-")
+      const file = Path.join(dir, "token.json")
+      const store = yield* TokenFile.makeFileStore(file)
+      yield* store.put(GrantStore.defaultKey, set(1))
+      yield* store.withLock(
+        GrantStore.defaultKey,
+        Effect.gen(function*() {
+          const names = Fs.readdirSync(dir)
+          assert.include(names, "token.json.lock")
+          const reserved = names.filter((n) => n.startsWith(".token.json.") && n.endsWith(".tmp"))
+          assert.strictEqual(reserved.length, 1)
+          assert.strictEqual(Fs.statSync(Path.join(dir, reserved[0]!)).size, 4096)
+          yield* store.put(GrantStore.defaultKey, set(2), { replaces: set(1) })
+        })
+      )
+      assert.deepStrictEqual(Fs.readdirSync(dir), ["token.json"]) // no lock, no temp file left
+      const json = JSON.parse(Fs.readFileSync(file, "utf8"))
+      assert.strictEqual(json.refresh_token, "refresh-2-rrrrrrrrrrrrrrr")
+      assert.strictEqual(Fs.statSync(file).mode & 0o777, 0o600)
+      // a lock held without a write leaves nothing either
+      yield* store.withLock(GrantStore.defaultKey, Effect.void)
+      assert.deepStrictEqual(Fs.readdirSync(dir), ["token.json"])
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+})
+
+describe("a directory of token files as a GrantStore", () => {
+  it.effect("one <key>.json per key; list gives the keys in order; keys are independent", () =>
+    Effect.gen(function*() {
+      const dir = Path.join(tempDir("grants-"), "accounts")
+      const store = yield* TokenFile.makeDirectoryStore(dir)
+      assert.deepStrictEqual(yield* store.list, [])
+      yield* store.put("work", set(1))
+      yield* store.put("default", set(2))
+      Fs.writeFileSync(Path.join(dir, "notes.txt"), "not a grant")
+      assert.deepStrictEqual(yield* store.list, ["default", "work"])
+      assert.isTrue(Option.getOrThrow(yield* store.get("work")).sameRefreshToken(set(1)))
+      assert.isTrue(Option.getOrThrow(yield* store.get("default")).sameRefreshToken(set(2)))
+      assert.isTrue(Fs.existsSync(Path.join(dir, "work.json")))
+      yield* store.remove("work")
+      assert.deepStrictEqual(yield* store.list, ["default"])
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+  it.effect("a key that is not a plain name (a path, dots) is refused, never joined into a path", () =>
+    Effect.gen(function*() {
+      const dir = Path.join(tempDir("grants-"), "accounts")
+      const store = yield* TokenFile.makeDirectoryStore(dir)
+      for (const key of ["../escape", "a/b", "", ".hidden"]) {
+        const error = yield* Effect.flip(store.put(key, set(1)))
+        assert.strictEqual(error._tag, "GrantStoreError", `key ${JSON.stringify(key)} was accepted`)
+        assert.include(error.message, "is not an account name")
+      }
+      assert.isFalse(Fs.existsSync(Path.join(dir, "..", "escape.json")))
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+})
