@@ -1,0 +1,75 @@
+import * as Fs from "node:fs"
+
+import { assert, describe, it } from "@effect/vitest"
+import { StravaError } from "@strava-auth/core"
+import { MockServer } from "@strava-auth/testing"
+import * as Effect from "effect/Effect"
+
+import { collect, eventually, login, sandbox, socketGet, start } from "./harness.js"
+
+// Black-box: the real `strava-auth daemon` (the esbuild bundle: `pnpm build` first) against the mock Strava
+// server on 127.0.0.1.
+
+const health = (socket: string) =>
+  socketGet(socket, "/health").then((reply) => (reply._tag === "Reply" ? JSON.parse(reply.body) : undefined))
+
+const inactive = new StravaError.AppInactive({ status: 403 }).message
+
+describe("SIGHUP", () => {
+  it.live(
+    "after the app was refused (backing off for minutes, grant kept), SIGHUP retries at once and the refresh succeeds",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        // Tokens live 30 minutes, less than the daemon's 45-minute margin: the grant is always due, so every
+        // attempt asks Strava, which mints a new token every time.
+        const { mock, server } = yield* MockServer.make({
+          accessTokenLifetimeMillis: 30 * 60_000,
+          refreshThresholdMillis: 7 * 3_600_000
+        })
+        const box = sandbox(server)
+        yield* login(box, server)
+        const old = JSON.parse(Fs.readFileSync(box.tokenFile, "utf8"))
+        const child = start(["daemon"], box.env)
+        const result = collect(child)
+        yield* eventually(async () => ((await health(box.socket)) === undefined ? undefined : true), 15_000, "start")
+        // The app is refused (Strava: Application/Status/Inactive): every refresh fails, app-wide. Eight forced
+        // refreshes in a row push the engine's app backoff to minutes (1 s doubling: 2^7 s ± 20 %).
+        yield* mock.setActive(false)
+        for (let i = 0; i < 8; i++) {
+          const reply = yield* Effect.promise(() => socketGet(box.socket, "/refresh", "POST"))
+          assert.strictEqual(reply._tag === "Reply" && reply.status, 503)
+          const status = yield* Effect.promise(() => health(box.socket))
+          assert.strictEqual(status.status, "retrying") // the app is refused, not the grant: never needs_login
+          assert.strictEqual(status.last_error, inactive)
+        }
+        const refused = yield* Effect.promise(() => health(box.socket))
+        const backoff = Date.parse(refused.next_refresh_at) - Date.now()
+        assert.isAbove(backoff, 60_000, `the next attempt is minutes away (${refused.next_refresh_at})`)
+        assert.strictEqual(JSON.parse(Fs.readFileSync(box.tokenFile, "utf8")).refresh_token, old.refresh_token)
+
+        // The owner reactivates the app and reloads the daemon: it tries again at once, long before the backoff.
+        yield* mock.setActive(true)
+        const before = (yield* mock.log).length
+        child.kill("SIGHUP")
+        const ok = yield* eventually(
+          async () => {
+            const status = await health(box.socket)
+            return status?.status === "ok" ? status : undefined
+          },
+          10_000,
+          "a successful refresh after SIGHUP"
+        )
+        assert.strictEqual(ok.consecutive_failures, 0)
+        const refreshes = (yield* mock.log).slice(before).filter((e) => e.grantType === "refresh_token")
+        assert.deepStrictEqual(refreshes.map((e) => e.outcome), ["refreshed"])
+        const file = JSON.parse(Fs.readFileSync(box.tokenFile, "utf8"))
+        assert.strictEqual(file.refresh_token, yield* mock.liveRefreshToken())
+        assert.notStrictEqual(file.refresh_token, old.refresh_token)
+        child.kill("SIGTERM")
+        const ended = yield* Effect.promise(() => result)
+        assert.strictEqual(ended.code, 0)
+        assert.include(ended.stderr, "SIGHUP: configuration reloaded")
+      })),
+    { timeout: 60_000 }
+  )
+})
