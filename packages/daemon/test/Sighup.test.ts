@@ -29,12 +29,16 @@ describe("SIGHUP", () => {
         const box = sandbox(server)
         yield* login(box, server)
         const old = JSON.parse(Fs.readFileSync(box.tokenFile, "utf8"))
+        // The app is refused (Strava: Application/Status/Inactive) from the start: every refresh fails, app-wide.
+        yield* mock.setActive(false)
         const child = start(["daemon"], box.env)
         const result = collect(child)
-        yield* eventually(async () => ((await health(box.socket)) === undefined ? undefined : true), 15_000, "start")
-        // The app is refused (Strava: Application/Status/Inactive): every refresh fails, app-wide. Eight forced
-        // refreshes in a row push the engine's app backoff to minutes (1 s doubling: 2^7 s ± 20 %).
-        yield* mock.setActive(false)
+        yield* eventually(
+          async () => ((await health(box.socket))?.status === "retrying" ? true : undefined),
+          15_000,
+          "the daemon's first attempt to be refused"
+        )
+        // Eight forced refreshes in a row push the engine's app backoff to minutes (1 s doubling: 2^7 s ± 20 %).
         for (let i = 0; i < 8; i++) {
           const reply = yield* Effect.promise(() => socketGet(box.socket, "/refresh", "POST"))
           assert.strictEqual(reply._tag === "Reply" && reply.status, 503)
