@@ -177,31 +177,35 @@ describe("Refresher under TestClock", () => {
       assert.strictEqual(refresher.snapshot().status, "retrying")
     }).pipe(Effect.provide(TestLayer)))
 
-  it.scoped("a revoked grant: needs_login, no token request while waiting for a login, a new file brings it back", () =>
-    Effect.gen(function*() {
-      const { mock, refresher, refreshes, tokenFile } = yield* setup("45 minutes")
-      yield* mock.revokeAthlete()
-      yield* Effect.either(refresher.refreshNow)
-      assert.strictEqual(refresher.snapshot().status, "needs_login")
-      assert.include(refresher.snapshot().lastError, "Log in again")
-      assert.isFalse(Refresher.servable(refresher.snapshot(), yield* Clock.currentTimeMillis))
-      const attempts = (yield* refreshes).length
-      assert.strictEqual(attempts, 1) // the refused one
-      // Two hours in 30 s steps (every re-check of the loop runs), the token long expired: not one request.
-      for (let s = 0; s < 2 * 3600; s += 30) {
-        yield* TestClock.adjust("30 seconds")
-        yield* Effect.yieldNow()
-      }
-      yield* settle(refresher, (s) => s.status === "needs_login", "needs_login")
-      assert.strictEqual((yield* refreshes).length, attempts)
-      // A login writes a new file: adopted, and refreshed again when due.
-      yield* TokenFile.write(tokenFile, yield* login)
-      yield* refresher.wake
-      yield* settle(refresher, (s, now) => s.status === "ok" && Refresher.servable(s, now), "the new login")
-      yield* TestClock.adjust("330 minutes")
-      yield* settle(refresher, (s, now) => caughtUp(s, now) && s.lastRefreshAt !== undefined, "refreshed again")
-      const after = yield* refreshes
-      assert.strictEqual(after.length, attempts + 1)
-      assert.strictEqual(after.at(-1)!.outcome, "refreshed")
-    }).pipe(Effect.provide(TestLayer)), { timeout: 60_000 })
+  it.scoped(
+    "a revoked grant: needs_login, no token request while waiting for a login, a new file brings it back",
+    () =>
+      Effect.gen(function*() {
+        const { mock, refresher, refreshes, tokenFile } = yield* setup("45 minutes")
+        yield* mock.revokeAthlete()
+        yield* Effect.either(refresher.refreshNow)
+        assert.strictEqual(refresher.snapshot().status, "needs_login")
+        assert.include(refresher.snapshot().lastError, "Log in again")
+        assert.isFalse(Refresher.servable(refresher.snapshot(), yield* Clock.currentTimeMillis))
+        const attempts = (yield* refreshes).length
+        assert.strictEqual(attempts, 1) // the refused one
+        // Two hours in 30 s steps (every re-check of the loop runs), the token long expired: not one request.
+        for (let s = 0; s < 2 * 3600; s += 30) {
+          yield* TestClock.adjust("30 seconds")
+          yield* Effect.yieldNow()
+        }
+        yield* settle(refresher, (s) => s.status === "needs_login", "needs_login")
+        assert.strictEqual((yield* refreshes).length, attempts)
+        // A login writes a new file: adopted, and refreshed again when due.
+        yield* TokenFile.write(tokenFile, yield* login)
+        yield* refresher.wake
+        yield* settle(refresher, (s, now) => s.status === "ok" && Refresher.servable(s, now), "the new login")
+        yield* TestClock.adjust("330 minutes")
+        yield* settle(refresher, (s, now) => caughtUp(s, now) && s.lastRefreshAt !== undefined, "refreshed again")
+        const after = yield* refreshes
+        assert.strictEqual(after.length, attempts + 1)
+        assert.strictEqual(after.at(-1)!.outcome, "refreshed")
+      }).pipe(Effect.provide(TestLayer)),
+    { timeout: 60_000 }
+  )
 })
