@@ -6,7 +6,7 @@ import { MockServer } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
 
 import { daemon, eventually, login, sandbox, socketGet, start } from "./harness.js"
-import { helpersOf, statOf } from "./processes.js"
+import { helpersOf, killHelpersAtEnd, statOf } from "./processes.js"
 
 // Black-box: the real `strava-auth daemon` (the esbuild bundle: `pnpm build` first) against the mock Strava
 // server on 127.0.0.1, running each refresh in its real helper process (`strava-auth refresh --local --report`).
@@ -24,6 +24,7 @@ describe("the refresh helper process", () => {
     Effect.scoped(Effect.gen(function*() {
       const { mock, server } = yield* MockServer.make({ refreshThresholdMillis: 7 * 3_600_000 })
       const box = sandbox(server)
+      yield* killHelpersAtEnd(box.tokenFile)
       yield* login(box, server)
       const old = readJson(box.tokenFile)
       const { child } = yield* daemon(box)
@@ -55,6 +56,7 @@ describe("the refresh helper process", () => {
     Effect.scoped(Effect.gen(function*() {
       const { mock, server } = yield* MockServer.make({ refreshThresholdMillis: 7 * 3_600_000 })
       const box = sandbox(server)
+      yield* killHelpersAtEnd(box.tokenFile)
       yield* login(box, server)
       const old = readJson(box.tokenFile)
       const child = start(["daemon"], box.env)
@@ -79,6 +81,7 @@ describe("the refresh helper process", () => {
     Effect.scoped(Effect.gen(function*() {
       const { mock, server } = yield* MockServer.make()
       const box = sandbox(server)
+      yield* killHelpersAtEnd(box.tokenFile)
       yield* login(box, server)
       const old = readJson(box.tokenFile)
       yield* daemon(box)

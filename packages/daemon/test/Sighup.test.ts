@@ -6,6 +6,7 @@ import { MockServer } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
 
 import { collect, eventually, login, sandbox, socketGet, start } from "./harness.js"
+import { killHelpersAtEnd } from "./processes.js"
 
 // Black-box: the real `strava-auth daemon` (the esbuild bundle: `pnpm build` first) against the mock Strava
 // server on 127.0.0.1.
@@ -27,6 +28,7 @@ describe("SIGHUP", () => {
           refreshThresholdMillis: 7 * 3_600_000
         })
         const box = sandbox(server)
+        yield* killHelpersAtEnd(box.tokenFile)
         yield* login(box, server)
         const old = JSON.parse(Fs.readFileSync(box.tokenFile, "utf8"))
         // The app is refused (Strava: Application/Status/Inactive) from the start: every refresh fails, app-wide.

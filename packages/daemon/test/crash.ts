@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 
 import * as TokenFile from "../src/TokenFile.js"
 import { eventually, login, type Sandbox, sandbox, socketGet, start } from "./harness.js"
-import { helpersOf } from "./processes.js"
+import { helpersOf, killHelpersAtEnd } from "./processes.js"
 
 export interface Tally {
   kills: number
@@ -55,6 +55,7 @@ export const crashes = (kills: number, seed: number) =>
     // Every refresh mints and rotates: the one-hour threshold is longer than the lifetime.
     const { mock, server } = yield* MockServer.make({ refreshThresholdMillis: 7 * 3_600_000 })
     const box = sandbox(server)
+    yield* killHelpersAtEnd(box.tokenFile)
     let random = seed
     const next = () => (random = (random * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
     yield* login(box, server)

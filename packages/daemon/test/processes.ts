@@ -1,6 +1,8 @@
 // What /proc says about the processes the black-box tests start (Linux).
 import * as Fs from "node:fs"
 
+import * as Effect from "effect/Effect"
+
 /** The pids of the refresh helpers (`strava-auth refresh --local --report`) running for `tokenFile`. */
 export const helpersOf = (tokenFile: string): Array<number> =>
   Fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name)).flatMap((name) => {
@@ -25,3 +27,20 @@ export const statOf = (pid: number): { readonly ppid: number; readonly session: 
     return undefined
   }
 }
+
+/**
+ * When the scope closes (before the harness removes the sandbox), kills any refresh helper still running for
+ * `tokenFile`: a detached helper a failed test left behind would otherwise write into a removed directory.
+ */
+export const killHelpersAtEnd = (tokenFile: string) =>
+  Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      for (const pid of helpersOf(tokenFile)) {
+        try {
+          process.kill(pid, "SIGKILL")
+        } catch {
+          // it exited meanwhile
+        }
+      }
+    })
+  )
