@@ -9,7 +9,7 @@ export default {
   plugins: ["@stryker-mutator/vitest-runner"],
   checkers: [],
   coverageAnalysis: "perTest",
-  inPlace: true,
+  inPlace: false,
   concurrency: 2,
   timeoutMS: 20000,
   mutate: [

@@ -33,7 +33,11 @@ const listen = (snapshot: () => Refresher.Snapshot, now = () => 1_900_000_000_00
   Effect.gen(function*() {
     const dir = tempDir("sock-") // removed when the test ends
     const socket = Path.join(dir, "run", "token.sock")
-    yield* SocketServer.serve(socket, { snapshot, now, refresh: () => Promise.resolve({ ok: true as const, outcome: "refreshed" as const }) })
+    yield* SocketServer.serve(socket, {
+      snapshot,
+      now,
+      refresh: () => Promise.resolve({ ok: true as const, outcome: "refreshed" as const })
+    })
     return socket
   })
 
