@@ -31,6 +31,7 @@ import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Encoding from "effect/Encoding"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Match from "effect/Match"
@@ -296,7 +297,26 @@ export interface RefreshOptions {
    * meanwhile: that one is used, and Strava is not asked.
    */
   readonly seen?: TokenSet | undefined
+  /** The same, as `fingerprint(seen)`, for a process that must not be handed the tokens (the helper). */
+  readonly seenFingerprint?: string | undefined
 }
+
+/**
+ * A digest of a set (SHA-256 of both tokens and the expiry, hex): tells whether the store still holds the set
+ * a caller saw, without handing the tokens to another process.
+ *
+ * @since 0.2.0
+ * @category refreshing
+ */
+export const fingerprint = (tokens: TokenSet): Effect.Effect<string> =>
+  Effect.promise(() =>
+    globalThis.crypto.subtle.digest(
+      "SHA-256",
+      new TextEncoder().encode(
+        `${Redacted.value(tokens.accessToken)}\n${Redacted.value(tokens.refreshToken)}\n${tokens.expiresAt}`
+      )
+    )
+  ).pipe(Effect.map((digest) => Encoding.encodeHex(new Uint8Array(digest))))
 
 const differs = (a: TokenSet, b: TokenSet): boolean => !a.sameRefreshToken(b) || !a.sameAccessToken(b)
 
@@ -347,6 +367,9 @@ export const refreshOnce = (
         const stored = yield* loadFor(key) // re-read: another process may have refreshed while we waited
         const now = yield* Clock.currentTimeMillis
         if (options.seen !== undefined && differs(stored, options.seen)) return Outcome.Current({ tokens: stored })
+        if (options.seenFingerprint !== undefined && (yield* fingerprint(stored)) !== options.seenFingerprint) {
+          return Outcome.Current({ tokens: stored })
+        }
         if (!options.force && !stored.expiresWithin(margin, now)) return Outcome.Current({ tokens: stored })
         return yield* shielded(
           oauth.refresh(stored).pipe(
@@ -541,10 +564,15 @@ interface Entry {
   inflight: Deferred.Deferred<RefreshResult, RefreshError> | undefined
   /** The least time left at which Strava answered with the same token: its threshold is below this. */
   ceiling: number | undefined
+  /** Answers with the same token in a row. */
+  sameStreak: number
   lastAttemptAt: number | undefined
 }
 
 const iso = (millis: number) => new Date(millis).toISOString()
+
+/** The longest wait the floor grows to after answers with the same token. */
+const MAX_SAME_GAP = 15 * 60_000
 
 /**
  * Builds the scheduler over the `GrantStore`.
@@ -558,7 +586,7 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
     const margin = Duration.toMillis(options.margin ?? defaultMargin)
     const floor = Duration.toMillis(options.floor ?? defaultFloor)
     const entries = new Map<string, Entry>()
-    let app: { readonly failures: number; readonly until: number } | undefined
+    let app: { readonly failures: number; readonly until: number; readonly error: RefreshError } | undefined
 
     const entry = (key: string): Entry => {
       let e = entries.get(key)
@@ -568,6 +596,7 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
           loaded: false,
           inflight: undefined,
           ceiling: undefined,
+          sameStreak: 0,
           lastAttemptAt: undefined
         }
         entries.set(key, e)
@@ -575,18 +604,32 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
       return e
     }
 
-    /** When to refresh `tokens`: the (learned) margin before expiry, less jitter; after an attempt, the floor. */
-    const scheduleFor = (e: Entry, tokens: TokenSet, now: number, attempted: boolean) =>
+    /**
+     * When to refresh `tokens`: the (learned) margin before expiry, less jitter. After an answer with the same
+     * token, never sooner than the floor, doubled for each such answer in a row (at most 15 minutes): a clock
+     * that runs fast by more than Strava's threshold then costs a few requests per cycle, never a loop. After a
+     * new token (a fresh mint), at least half of what is left, or the floor.
+     */
+    const scheduleFor = (e: Entry, tokens: TokenSet, now: number, after: "none" | "new" | "same") =>
       Effect.map(Random.next, (r) => {
         const effective = e.ceiling === undefined ? margin : Math.min(margin, e.ceiling / 2)
         let at = tokens.expiresAt * 1000 - effective - r * Math.min(30_000, effective / 10)
-        if (attempted) at = Math.max(at, now + Math.min(floor, Math.max(1000, tokens.remainingMillis(now) / 2)))
+        if (after === "same") {
+          at = Math.max(at, now + Math.min(MAX_SAME_GAP, floor * 2 ** Math.min(e.sameStreak - 1, 10)))
+        }
+        if (after === "new") at = Math.max(at, now + Math.min(floor, Math.max(1000, tokens.remainingMillis(now) / 2)))
         return Math.round(at)
       })
 
-    const adopt = (key: string, e: Entry, tokens: TokenSet, now: number, attempted: boolean) =>
+    /** Whether `tokens` are within the (learned) margin now. */
+    const dueNow = (e: Entry, tokens: TokenSet, now: number) => {
+      const effective = e.ceiling === undefined ? margin : Math.min(margin, e.ceiling / 2)
+      return tokens.remainingMillis(now) <= effective + Math.min(30_000, effective / 10)
+    }
+
+    const adopt = (key: string, e: Entry, tokens: TokenSet, now: number, after: "none" | "new") =>
       Effect.gen(function*() {
-        const nextRefreshAt = yield* scheduleFor(e, tokens, now, attempted)
+        const nextRefreshAt = yield* scheduleFor(e, tokens, now, after)
         e.state = GrantState.Active({ tokens, nextRefreshAt, lastRefreshAt: lastRefreshOf(e.state) })
         yield* Effect.logInfo("grant loaded").pipe(
           Effect.annotateLogs({ expires_at: iso(tokens.expiresAt * 1000), next_refresh_at: iso(nextRefreshAt) }),
@@ -597,18 +640,26 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
     const succeeded = (key: string, e: Entry, outcome: Outcome, now: number) =>
       Effect.gen(function*() {
         if (outcome._tag === "Current") {
-          yield* adopt(key, e, outcome.tokens, now, true)
+          yield* adopt(key, e, outcome.tokens, now, "new")
           return { tokens: outcome.tokens, outcome: "current" } satisfies RefreshResult
         }
         const { previous, tokens } = outcome
         const same = tokens.sameAccessToken(previous)
         if (same) {
-          // Strava's threshold is below what was left: wait until half of that is left next time.
+          // Strava's threshold is below what was left: wait until half of that is left next time (never less
+          // than two floors: with a clock fast by more than the threshold, "left" is nothing or negative).
           const left = previous.remainingMillis(e.lastAttemptAt ?? now)
-          e.ceiling = Math.min(e.ceiling ?? Number.POSITIVE_INFINITY, left)
-        }
+          e.ceiling = Math.max(2 * floor, Math.min(e.ceiling ?? Number.POSITIVE_INFINITY, left))
+          e.sameStreak += 1
+          if (left <= floor) {
+            yield* Effect.logWarning(
+              "Strava returned the same token although it expires by this machine's clock: the clock is probably " +
+                "fast (check NTP); refreshing less often until Strava mints"
+            ).pipe(Effect.annotateLogs({ expires_at: iso(tokens.expiresAt * 1000) }), annotate(key))
+          }
+        } else e.sameStreak = 0
         app = undefined
-        const nextRefreshAt = yield* scheduleFor(e, tokens, now, true)
+        const nextRefreshAt = yield* scheduleFor(e, tokens, now, same ? "same" : "new")
         e.state = GrantState.Active({ tokens, nextRefreshAt, lastRefreshAt: now })
         yield* Effect.logInfo(same ? "refreshed; Strava returned the same token" : "refreshed").pipe(
           Effect.annotateLogs({
@@ -621,7 +672,7 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
         return { tokens, outcome: same ? "same" : "refreshed" } satisfies RefreshResult
       })
 
-    const failed = (key: string, e: Entry, error: RefreshError, now: number) =>
+    const failed = (key: string, e: Entry, error: RefreshError, now: number, kept?: GrantUnsaved) =>
       Effect.gen(function*() {
         const tokens = tokensOf(e.state)
         const failures = failuresOf(e.state) + 1
@@ -638,17 +689,16 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
         let nextAttemptAt: number
         if (verdict === "app") {
           const appFailures = (app?.failures ?? 0) + 1
-          app = { failures: appFailures, until: now + (yield* backoffMillis(appFailures)) }
+          app = { failures: appFailures, until: now + (yield* backoffMillis(appFailures)), error }
           nextAttemptAt = app.until
         } else {
           const wait = yield* backoffMillis(failures)
           nextAttemptAt = now + (error._tag === "RateLimited" ? Math.max(wait, error.retryAt - now) : wait)
         }
+        // A set Strava answered is never dropped: the newest unsaved one is kept until it is written.
         const unsaved = error._tag === "GrantUnsaved"
           ? error
-          : e.state._tag === "Retrying"
-          ? e.state.unsaved
-          : undefined
+          : kept ?? (e.state._tag === "Retrying" ? e.state.unsaved : undefined)
         e.state = GrantState.Retrying({
           tokens,
           failures,
@@ -699,7 +749,7 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
         if (held !== undefined && !differs(stored, held)) {
           if (e.state._tag === "Retrying" && e.state.lastError._tag === "GrantStoreError") {
             // The store reads again: back to the schedule.
-            yield* adopt(key, e, stored, now, false)
+            yield* adopt(key, e, stored, now, "none")
           }
           return e.state
         }
@@ -708,7 +758,7 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
             yield* Effect.logWarning("a new grant was stored; the unsaved refresh is superseded").pipe(annotate(key))
           } else return e.state
         }
-        yield* adopt(key, e, stored, now, false)
+        yield* adopt(key, e, stored, now, "none")
         return e.state
       })
 
@@ -727,28 +777,45 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
         const e = entry(key)
         if (e.inflight !== undefined) return Deferred.await(e.inflight)
         return Effect.gen(function*() {
-          if (!e.loaded) yield* sync(key)
+          if (!e.loaded || e.state._tag === "Empty" || e.state._tag === "NeedsLogin") yield* sync(key)
           const now = yield* Clock.currentTimeMillis
-          const current = tokensOf(e.state)
-          if (
-            request.coalesce === true && e.state._tag === "Active" && e.lastAttemptAt !== undefined &&
-            now - e.lastAttemptAt < floor && !e.state.tokens.isExpired(now)
-          ) {
-            return { tokens: e.state.tokens, outcome: "coalesced" } satisfies RefreshResult
+          const state = e.state
+          // Waiting for a login: nothing is asked of Strava until the store holds another grant.
+          if (state._tag === "Empty" || state._tag === "NeedsLogin") {
+            return yield* new LoginRequired({ reason: state.reason })
+          }
+          const current = tokensOf(state)
+          const unsaved = state._tag === "Retrying" ? state.unsaved : undefined
+          if (request.coalesce === true && unsaved === undefined) {
+            // A request from outside (POST /refresh) spends nothing the schedule would not: within a backoff or
+            // an app-wide refusal it gets the reason; within the floor of the last attempt, the current set.
+            if (state._tag === "Retrying" && now < state.nextAttemptAt) return yield* Effect.fail(state.lastError)
+            if (app !== undefined && now < app.until) return yield* Effect.fail(app.error)
+            if (
+              state._tag === "Active" && e.lastAttemptAt !== undefined && now - e.lastAttemptAt < floor &&
+              !state.tokens.isExpired(now)
+            ) {
+              return { tokens: state.tokens, outcome: "coalesced" } satisfies RefreshResult
+            }
+          }
+          if (request.force !== true && unsaved === undefined && current !== undefined && !dueNow(e, current, now)) {
+            // A retry of a forced refresh whose set is not due: back to the schedule, Strava is not asked.
+            yield* adopt(key, e, current, now, "none")
+            return { tokens: current, outcome: "current" } satisfies RefreshResult
           }
           const done = yield* Deferred.make<RefreshResult, RefreshError>()
           e.inflight = done
-          const unsaved = e.state._tag === "Retrying" ? e.state.unsaved : undefined
           e.state = GrantState.Refreshing({
             tokens: current,
             since: now,
-            failures: failuresOf(e.state),
-            lastRefreshAt: lastRefreshOf(e.state)
+            failures: failuresOf(state),
+            lastRefreshAt: lastRefreshOf(state)
           })
           e.lastAttemptAt = now
+          // The engine has decided: the refresh is forced, unless the store holds another set than `seen`.
           const attempt = unsaved !== undefined
             ? Effect.provideService(persistUnsaved(unsaved), GrantStore, store)
-            : options.execute(key, { force: request.force === true, margin, seen: current })
+            : options.execute(key, { force: true, margin, seen: current })
           const outcome = yield* Effect.either(
             attempt.pipe(
               Effect.catchAllDefect((defect) =>
@@ -760,7 +827,7 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
           const result = outcome._tag === "Right"
             ? Exit.succeed(yield* succeeded(key, e, outcome.right, after))
             : Exit.fail(outcome.left)
-          if (outcome._tag === "Left") yield* failed(key, e, outcome.left, after)
+          if (outcome._tag === "Left") yield* failed(key, e, outcome.left, after, unsaved)
           e.inflight = undefined
           yield* Deferred.done(done, result)
           return yield* result
@@ -796,6 +863,9 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
         if (!e.loaded) yield* sync(key)
         const held = tokensOf(e.state)
         if (held !== undefined && Redacted.value(held.accessToken) !== Redacted.value(rejected)) return held
+        const now = yield* Clock.currentTimeMillis
+        // One refresh per floor for rejected tokens too: a 401 loop cannot become a refresh loop.
+        if (held !== undefined && e.lastAttemptAt !== undefined && now - e.lastAttemptAt < floor) return held
         return (yield* refresh(key, { force: true })).tokens
       })
 

@@ -29,7 +29,7 @@ import * as Schedule from "effect/Schedule"
 
 import * as Daemon from "./Daemon.js"
 import type * as DaemonError from "./DaemonError.js"
-import { UsageError } from "./DaemonError.js"
+import { RotationLost, UsageError } from "./DaemonError.js"
 import * as Helper from "./Helper.js"
 import * as Login from "./Login.js"
 import * as Refresher from "./Refresher.js"
@@ -113,6 +113,8 @@ const fromFile = (flags: Partial<StravaFlags>, local: Settings.Local, force: boo
     const tokens = current.value
     const now = yield* Clock.currentTimeMillis
     if (!force && !tokens.expiresWithin(local.margin, now)) return tokens
+    // Strava rotated and the file would not take the answer: this process is its only holder now. It keeps
+    // writing for a minute, not interruptible (Ctrl-C waits), then says plainly that the grant is lost.
     const saveForAWhile = (unsaved: RefreshEngine.GrantUnsaved) =>
       say(`warning: ${unsaved.error.message}; Strava has rotated the token: retrying the write for a minute.`).pipe(
         Effect.zipRight(
@@ -120,20 +122,30 @@ const fromFile = (flags: Partial<StravaFlags>, local: Settings.Local, force: boo
             Effect.retry(Schedule.exponential("1 second").pipe(Schedule.upTo("60 seconds")))
           )
         ),
-        Effect.provideService(GrantStore.GrantStore, store)
+        Effect.provideService(GrantStore.GrantStore, store),
+        Effect.uninterruptible,
+        Effect.mapError((error) =>
+          new RotationLost({
+            detail: `Strava rotated the refresh token, but ${local.tokenFile} could not be written for a minute ` +
+              `(${error.message}), so the new one is lost with this process. Fix the file or its directory, ` +
+              "then run `strava-auth login`."
+          })
+        )
       )
     const outcome = yield* RefreshEngine.refreshOnce(key, { force, margin: local.margin }).pipe(
       Effect.provideService(GrantStore.GrantStore, store),
       Effect.provide(oauthLayer(flags)),
-      Effect.catchTag("GrantUnsaved", saveForAWhile),
       Effect.catchIf(
-        (e) => e._tag !== "ConfigurationError" && e.transient && !force && !tokens.isExpired(now),
+        (e) =>
+          e._tag !== "ConfigurationError" && e._tag !== "GrantUnsaved" && e.transient && !force &&
+          !tokens.isExpired(now),
         (e) =>
           Effect.as(
             say(`warning: could not refresh (${e.message}); the current token is still valid.`),
             RefreshEngine.Outcome.Current({ tokens })
           )
-      )
+      ),
+      Effect.catchTag("GrantUnsaved", saveForAWhile)
     )
     return outcome.tokens
   })
@@ -332,7 +344,11 @@ const refreshCommand = Command.make("refresh", {
       // The daemon's helper: one run of the engine's refresh, one report line; the daemon decides what next.
       const store = yield* TokenFile.makeFileStore(local.tokenFile)
       const result = yield* Effect.either(
-        RefreshEngine.refreshOnce(GrantStore.defaultKey, { force: !flags.ifDue, margin: local.margin }).pipe(
+        RefreshEngine.refreshOnce(GrantStore.defaultKey, {
+          force: !flags.ifDue,
+          margin: local.margin,
+          seenFingerprint: process.env[Helper.seenVariable]
+        }).pipe(
           Effect.provideService(GrantStore.GrantStore, store),
           Effect.provide(
             oauthLayer(flags).pipe(

@@ -54,6 +54,26 @@ export class TokenFileError extends Schema.TaggedError<TokenFileError>()("TokenF
 }
 
 /**
+ * Strava rotated the refresh token and the answer could not be saved before the process that held it had to
+ * give up: the grant is lost, a login is needed. Exit 77.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class RotationLost extends Schema.TaggedError<RotationLost>()("RotationLost", {
+  detail: Schema.String
+}) {
+  /** @since 0.2.0 */
+  get transient(): boolean {
+    return false
+  }
+  /** @since 0.2.0 */
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/**
  * Bad usage: exit 64.
  *
  * @since 0.1.0
@@ -111,6 +131,7 @@ export type Failure =
   | TokenFileError
   | UsageError
   | DaemonFailure
+  | RotationLost
   | RefreshEngine.RefreshError
   | RefreshEngine.TokenUnavailable
   | AuthorizationError.AuthorizationDenied
@@ -132,6 +153,7 @@ export const exitCodeOf = (error: Failure): number =>
     Match.tagsExhaustive({
       ConfigurationError: () => ExitCode.configuration,
       UsageError: () => ExitCode.usage,
+      RotationLost: () => ExitCode.loginNeeded,
       DaemonFailure: (e) => e.transient ? ExitCode.temporary : ExitCode.unexpected,
       // a file a person must fix; a lock held too long or an I/O failure may pass
       TokenFileError: (e) =>

@@ -96,7 +96,8 @@ export const Report = Schema.Union(
     version: Schema.Literal(reportVersion),
     ok: Schema.Literal(false),
     error: ReportedError,
-    unsaved: Schema.optional(Token.TokenSet)
+    /** Strava answered, the file could not be written: the new set, and the set it replaces. */
+    unsaved: Schema.optional(Schema.Struct({ tokens: Token.TokenSet, replaces: Token.TokenSet }))
   })
 )
 
@@ -128,10 +129,24 @@ export const reportLine = (
   const error = result.left
   return encodeReport(
     error._tag === "GrantUnsaved"
-      ? { version: reportVersion, ok: false, error: error.error, unsaved: error.tokens }
+      ? {
+        version: reportVersion,
+        ok: false,
+        error: error.error,
+        unsaved: { tokens: error.tokens, replaces: error.previous }
+      }
       : { version: reportVersion, ok: false, error }
   )
 }
+
+/**
+ * The environment variable that carries the daemon's `RefreshEngine.fingerprint` of the set it holds to the
+ * helper (internal to the two).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const seenVariable = "STRAVA_AUTH_HELPER_SEEN"
 
 /**
  * @since 0.1.0
@@ -159,14 +174,21 @@ const defaultCommand = (): ReadonlyArray<string> => [
  */
 export const run = (
   options: Options,
-  args: ReadonlyArray<string>
+  args: ReadonlyArray<string>,
+  seen?: string
 ): Effect.Effect<Report, RefreshEngine.RefreshAborted> =>
   Effect.async<Report, RefreshEngine.RefreshAborted>((resume) => {
     const [command, ...prefix] = options.command ?? defaultCommand()
     const child = spawn(
       command!,
       [...prefix, "refresh", "--local", "--report", ...args, "--token-file", options.tokenFile, ...options.flags],
-      { detached: true, stdio: ["ignore", "pipe", "pipe"], env: process.env }
+      {
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        // The set the daemon holds, as a digest (never the tokens): the helper refreshes only if the file still
+        // holds it, else another process has refreshed and its set is used.
+        env: seen === undefined ? process.env : { ...process.env, [seenVariable]: seen }
+      }
     )
     let stdout = ""
     let stderr = ""
@@ -202,17 +224,19 @@ export const executor = (
   Effect.map(GrantStore.GrantStore, (store) => (key, request) =>
     Effect.gen(function*() {
       const millis = Duration.toMillis(request.margin ?? RefreshEngine.defaultMargin)
-      const margin = `${Math.max(1, Math.round(millis / 1000))}s`
+      const margin = `${Math.max(1, Math.ceil(millis / 1000))}s`
+      const seen = request.seen === undefined ? undefined : yield* RefreshEngine.fingerprint(request.seen)
       const report = yield* run(
         options,
-        request.force ? ["--refresh-margin", margin] : ["--if-due", "--refresh-margin", margin]
+        request.force ? ["--refresh-margin", margin] : ["--if-due", "--refresh-margin", margin],
+        seen
       )
       if (!report.ok) {
-        if (report.unsaved !== undefined && request.seen !== undefined && report.error._tag === "GrantStoreError") {
+        if (report.unsaved !== undefined && report.error._tag === "GrantStoreError") {
           return yield* new RefreshEngine.GrantUnsaved({
             key,
-            tokens: report.unsaved,
-            previous: request.seen,
+            tokens: report.unsaved.tokens,
+            previous: report.unsaved.replaces,
             error: report.error
           })
         }
