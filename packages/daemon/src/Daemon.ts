@@ -4,8 +4,12 @@
  * Start-up order (so readiness means something): make the token file's directory, load the file, bind the
  * socket (refusing to start while another daemon answers on it), watch the directory, then log `started`.
  * SIGTERM/SIGINT interrupt the loop: an in-flight refresh finishes its write first (it is uninterruptible),
- * then the socket is closed and removed, and the process exits 0. SIGHUP re-reads the configuration (the client
- * id and secret, e.g. a rotated secret file; a bad one is logged and the old one kept) and the token file.
+ * then the socket is closed and removed, and the process exits 0. SIGHUP re-reads the configuration and the token
+ * file: a valid configuration lifts an app-wide refusal (Strava refused the app: a wrong secret, an inactive app)
+ * and retries at once; an invalid one is logged and changes nothing here. Each refresh helper reads the
+ * configuration anew when it starts (the secret from the environment, its file or systemd's credential), so a
+ * rotated secret file is used at the next refresh, SIGHUP or not; the in-process refresher (library and tests)
+ * switches to the reloaded client.
  *
  * @since 0.1.0
  */
@@ -76,7 +80,7 @@ export const run = (
                 yield* refresher.reconfigure(next.right)
                 yield* Effect.logInfo("SIGHUP: configuration reloaded")
               } else {
-                yield* Effect.logError("SIGHUP: the new configuration is invalid; keeping the old one").pipe(
+                yield* Effect.logError("SIGHUP: the new configuration is invalid; fix it (the next refresh reads it)").pipe(
                   Effect.annotateLogs({ error: next.left.message })
                 )
               }
