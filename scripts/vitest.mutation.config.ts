@@ -13,6 +13,7 @@ export default mergeConfig(
       include: [
         "packages/core/test/**/*.test.ts",
         "packages/daemon/test/TokenFile.test.ts",
+        "packages/daemon/test/GrantFiles.test.ts",
         "packages/daemon/test/FileLock.test.ts",
         "packages/daemon/test/Refresher.test.ts"
       ]
