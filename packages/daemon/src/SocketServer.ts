@@ -125,11 +125,12 @@ const iso = (millis: number | undefined) => (millis === undefined ? null : new D
  * @since 0.1.0
  * @category encoding
  */
-export const health = (snapshot: Snapshot): Wire.Health => ({
+export const health = (snapshot: Snapshot, nowMillis: number): Wire.Health => ({
   version: Wire.version,
   status: snapshot.status,
   expires_at: snapshot.tokens?.expiresAt ?? null,
-  next_refresh_at: iso(snapshot.nextRefreshAt),
+  // A refresh that is due now is shown as now: the loop takes it up at once (never a time in the past).
+  next_refresh_at: iso(snapshot.nextRefreshAt === undefined ? undefined : Math.max(snapshot.nextRefreshAt, nowMillis)),
   last_refresh_at: iso(snapshot.lastRefreshAt),
   consecutive_failures: snapshot.consecutiveFailures,
   last_error: snapshot.lastError ?? null,
@@ -213,7 +214,7 @@ const other = (handlers: Handlers, req: Http.IncomingMessage, res: Http.ServerRe
         ? sendJson(res, 200, Refresher.tokenJson(snapshot.tokens))
         : sendJson(res, 503, unavailable(snapshot))
     case "/health": {
-      return sendJson(res, Refresher.servable(snapshot, handlers.now()) ? 200 : 503, health(snapshot))
+      return sendJson(res, Refresher.servable(snapshot, handlers.now()) ? 200 : 503, health(snapshot, handlers.now()))
     }
     case "/refresh":
       handlers.refresh().then((result) => {
