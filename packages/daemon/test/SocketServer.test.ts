@@ -71,6 +71,15 @@ describe("SocketServer", () => {
       assert.strictEqual(health._tag === "Reply" && JSON.parse(health.body).status, "ok")
     }))
 
+  it.scoped("/health never shows a next refresh in the past: a due one is shown as now", () =>
+    Effect.gen(function*() {
+      const now = 1_900_000_000_000
+      const socket = yield* listen(() => ({ ...ok, nextRefreshAt: now - 60_000 }), () => now)
+      const reply = yield* Effect.promise(() => socketGet(socket, "/health"))
+      const body = reply._tag === "Reply" ? JSON.parse(reply.body) : {}
+      assert.strictEqual(body.next_refresh_at, new Date(now).toISOString())
+    }))
+
   it.scoped("an expired token is never served: 503 with a reason", () =>
     Effect.gen(function*() {
       const socket = yield* listen(() => ({ ...ok, status: "retrying", lastError: "Strava answered 503" }), () =>
