@@ -3,6 +3,8 @@ import { MockStrava, Simulator } from "@strava-auth/testing"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
@@ -295,4 +297,207 @@ describe("RefreshEngine policy", () => {
       }
       assert.isAtMost(yield* RefreshEngine.backoffMillis(1000), 5 * MINUTE * 1.2)
     }))
+})
+
+/** A memory store whose writes (`put`) and locks (`withLock`) can be made to fail, to break the store on cue. */
+const breakableStore = (tokens: TokenSet) =>
+  Effect.gen(function*() {
+    const inner = yield* GrantStore.makeMemory(tokens)
+    const control = { failPuts: false, failLocks: 0 }
+    const broken = (k: string, reason: "Io" | "Busy") =>
+      new GrantStore.GrantStoreError({ key: k, reason, location: "test", detail: `the store is broken (${reason})` })
+    const store: GrantStore.GrantStoreShape = {
+      ...inner,
+      put: (k, set, options) => control.failPuts ? Effect.fail(broken(k, "Io")) : inner.put(k, set, options),
+      withLock: (k, effect) =>
+        control.failLocks > 0
+          ? Effect.suspend(() => {
+            control.failLocks -= 1
+            return Effect.fail(broken(k, "Busy"))
+          })
+          : inner.withLock(k, effect)
+    }
+    return { store, control }
+  })
+
+/** Runs `effect` while the TestClock moves on by `millis` (for the store's write retries). */
+const during = <A, E, R>(millis: number, effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(effect)
+    yield* TestClock.adjust(millis)
+    return yield* Fiber.join(fiber)
+  })
+
+describe("RefreshEngine scheduler: a set Strava answered is never dropped", () => {
+  it.effect("the unsaved set survives a retry whose write fails otherwise (the lock is Busy) and is written later", () =>
+    Effect.gen(function*() {
+      const mock = yield* MockStrava.MockStrava
+      const tokens = yield* login()
+      const { control, store } = yield* breakableStore(tokens)
+      const engine = yield* engineOver(store)
+      yield* engine.sync(key)
+      yield* TestClock.adjust(5.5 * HOUR) // due
+      // Strava rotates; every write fails: GrantUnsaved, the set is kept.
+      control.failPuts = true
+      const first = yield* during(5_000, Effect.flip(engine.refresh(key)))
+      assert.strictEqual(first._tag, "GrantUnsaved")
+      const kept = engine.state(key)
+      assert.isTrue(kept._tag === "Retrying" && kept.unsaved !== undefined)
+      const unsaved = kept._tag === "Retrying" ? kept.unsaved!.tokens : undefined
+      assert.strictEqual(Redacted.value(unsaved!.refreshToken), yield* mock.liveRefreshToken())
+      // The retry's write fails with something else than GrantUnsaved: the store's lock is busy.
+      control.failPuts = false
+      control.failLocks = 1
+      yield* TestClock.setTime(engine.nextAttemptAt(key)!)
+      const second = yield* Effect.flip(engine.refresh(key))
+      assert.strictEqual(second._tag, "GrantStoreError")
+      assert.strictEqual(control.failLocks, 0)
+      const still = engine.state(key)
+      assert.strictEqual(still._tag, "Retrying")
+      assert.strictEqual(still._tag === "Retrying" ? still.unsaved?.tokens : undefined, unsaved)
+      // The store works again: the kept set is written, without asking Strava again, and it is the live one.
+      yield* TestClock.setTime(engine.nextAttemptAt(key)!)
+      const third = yield* engine.refresh(key)
+      assert.strictEqual(third.outcome, "refreshed")
+      const stored = Option.getOrThrow(yield* store.get(key))
+      assert.isTrue(stored.sameRefreshToken(unsaved!) && stored.sameAccessToken(unsaved!))
+      assert.strictEqual(Redacted.value(stored.refreshToken), yield* mock.liveRefreshToken())
+      assert.strictEqual(engine.state(key)._tag, "Active")
+      assert.strictEqual((yield* refreshRequests).length, 1)
+    }).pipe(Effect.provide(layer())))
+})
+
+describe("RefreshEngine scheduler: a refresh asked from outside (POST /refresh) spends nothing the schedule would not", () => {
+  const outside = { force: true, coalesce: true } as const
+  const second: Simulator.Athlete = { ...Simulator.defaultAthlete, id: 1002, username: "second", firstname: "Sam" }
+
+  it.effect("during a backoff: no request, fails with the state's error", () =>
+    Effect.gen(function*() {
+      const mock = yield* MockStrava.MockStrava
+      const engine = yield* engineOver(yield* GrantStore.makeMemory(yield* login()))
+      yield* TestClock.adjust(5.5 * HOUR)
+      yield* mock.inject({ endpoint: "token", fault: { _tag: "ServerError", status: 503 }, when: { times: 1 } })
+      assert.strictEqual((yield* Effect.flip(engine.refresh(key)))._tag, "ServerError")
+      const state = engine.state(key)
+      assert.isTrue(state._tag === "Retrying" && state.nextAttemptAt > (yield* Clock.currentTimeMillis))
+      const error = yield* Effect.flip(engine.refresh(key, outside))
+      assert.strictEqual(error, state._tag === "Retrying" ? state.lastError : undefined)
+      assert.strictEqual((yield* refreshRequests).length, 1)
+      // After the backoff it is asked again.
+      yield* TestClock.setTime(engine.nextAttemptAt(key)!)
+      assert.strictEqual((yield* engine.refresh(key, outside)).outcome, "refreshed")
+      assert.strictEqual((yield* refreshRequests).length, 2)
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("during an app-wide refusal: no request for another grant of the app, fails with the app's error", () =>
+    Effect.gen(function*() {
+      const mock = yield* MockStrava.MockStrava
+      const a = yield* login()
+      const b = yield* login({ athleteId: second.id })
+      const engine = yield* engineOver(yield* GrantStore.makeMemory(new Map([["a", a], ["b", b]])))
+      yield* engine.sync("b")
+      yield* TestClock.adjust(5.5 * HOUR)
+      yield* mock.setActive(false)
+      assert.strictEqual((yield* Effect.flip(engine.refresh("a")))._tag, "AppInactive")
+      assert.strictEqual(engine.state("b")._tag, "Active")
+      const error = yield* Effect.flip(engine.refresh("b", outside))
+      assert.strictEqual(error._tag, "AppInactive")
+      assert.strictEqual((yield* refreshRequests).length, 1)
+    }).pipe(Effect.provide(layer({ mock: { athletes: [Simulator.defaultAthlete, second] } }))))
+
+  it.effect("in NeedsLogin: no request, fails with LoginRequired", () =>
+    Effect.gen(function*() {
+      const mock = yield* MockStrava.MockStrava
+      const engine = yield* engineOver(yield* GrantStore.makeMemory(yield* login()))
+      yield* TestClock.adjust(5.5 * HOUR)
+      yield* mock.revokeAthlete()
+      assert.strictEqual((yield* Effect.flip(engine.refresh(key)))._tag, "InvalidGrant")
+      assert.strictEqual(engine.state(key)._tag, "NeedsLogin")
+      yield* TestClock.adjust(10 * MINUTE)
+      const error = yield* Effect.flip(engine.refresh(key, outside))
+      assert.strictEqual(error._tag, "LoginRequired")
+      assert.strictEqual((yield* refreshRequests).length, 1)
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("invalidate twice within the floor asks Strava once; after the floor, again", () =>
+    Effect.gen(function*() {
+      const tokens = yield* login()
+      const engine = yield* engineOver(yield* GrantStore.makeMemory(tokens))
+      // Strava keeps answering with the same access token (more than an hour left): it stays the rejected one.
+      const first = yield* engine.invalidate(key, tokens.accessToken)
+      assert.isTrue(first.sameAccessToken(tokens))
+      yield* TestClock.adjust(Duration.toMillis(RefreshEngine.defaultFloor) - 1000)
+      const again = yield* engine.invalidate(key, tokens.accessToken)
+      assert.isTrue(again.sameAccessToken(tokens))
+      assert.strictEqual((yield* refreshRequests).length, 1)
+      yield* TestClock.adjust(2000)
+      yield* engine.invalidate(key, tokens.accessToken)
+      assert.strictEqual((yield* refreshRequests).length, 2)
+    }).pipe(Effect.provide(layer())))
+})
+
+describe("RefreshEngine scheduler: a clock fast by more than Strava's threshold", () => {
+  it.effect("a clock 2 hours fast (6 h tokens, 1 h threshold, 45 m margin): few requests per lifetime, never closer than the floor, growing gaps, a warning", () =>
+    Effect.gen(function*() {
+      const logs: Array<{ readonly level: string; readonly message: string }> = []
+      const capture = Logger.make(({ logLevel, message }) =>
+        void logs.push({ level: logLevel.label, message: Array.isArray(message) ? message.join(" ") : String(message) })
+      )
+      const floor = Duration.toMillis(RefreshEngine.defaultFloor)
+      const offset = -2 * HOUR // Strava's time = ours - 2 hours
+      const tokens = yield* login()
+      const engine = yield* engineOver(yield* GrantStore.makeMemory(tokens))
+      yield* drive(engine, 48 * HOUR, offset).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
+      const requests = yield* refreshRequests
+      // (A six-hour window holds one token's requests and the start of the next one's.)
+      assertNoLoop(requests, 6 * HOUR, { floor, perLifetime: 20, sameAnswers: 100 })
+      // Every token was refreshed before it expired on Strava's clock: about one mint per lifetime.
+      assert.isAtLeast(requests.filter((r) => r.outcome === "refreshed").length, 48 / 6 - 1)
+      // Within one token's run of same-token answers, once the requests come at the floor, the gaps only grow.
+      let run: Array<number> = []
+      const runs: Array<Array<number>> = []
+      for (const request of requests) {
+        run.push(request.at)
+        if (request.outcome === "refreshed") {
+          runs.push(run)
+          run = []
+        }
+      }
+      for (const [i, times] of runs.entries()) {
+        assert.isAtMost(times.length, 12, `run ${i}: ${times.length} requests for one token`)
+        const gaps = times.slice(1).map((t, j) => t - times[j]!)
+        const tightest = gaps.indexOf(Math.min(...gaps))
+        for (let j = tightest + 1; j < gaps.length; j++) {
+          assert.isAtLeast(gaps[j]!, gaps[j - 1]!, `run ${i}: the gaps shrink again after the floor: ${gaps}`)
+        }
+        if (gaps.length > 3) assert.isAbove(gaps.at(-1)!, 4 * floor, `run ${i}: the gap does not grow: ${gaps}`)
+      }
+      assert.isTrue(
+        logs.some((l) => l.level === "WARN" && l.message.includes("the clock is probably fast")),
+        "the engine warns that the clock is probably fast"
+      )
+    }).pipe(Effect.provide(layer({ mock: { clockOffsetMillis: -2 * HOUR } }))))
+})
+
+describe("RefreshEngine scheduler: a scheduled refresh", () => {
+  it.effect("sends exactly one request when it comes due: every executor call of the schedule is Refreshed", () =>
+    Effect.gen(function*() {
+      const outcomes: Array<string> = []
+      const store = yield* GrantStore.makeMemory(yield* login())
+      const engine = yield* Effect.gen(function*() {
+        const inner = yield* RefreshEngine.inProcess
+        const execute: RefreshEngine.Executor = (k, options) =>
+          inner(k, options).pipe(
+            Effect.tapBoth({
+              onFailure: (error) => Effect.sync(() => outcomes.push(error._tag)),
+              onSuccess: (outcome) => Effect.sync(() => outcomes.push(outcome._tag))
+            })
+          )
+        return yield* RefreshEngine.make({ execute })
+      }).pipe(Effect.provideService(GrantStore.GrantStore, store))
+      yield* drive(engine, 48 * HOUR)
+      assert.isAtLeast(outcomes.length, 48 / 6)
+      assert.deepStrictEqual(outcomes, outcomes.map(() => "Refreshed"))
+      assert.strictEqual((yield* refreshRequests).length, outcomes.length)
+    }).pipe(Effect.provide(layer())))
 })
