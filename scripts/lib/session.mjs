@@ -70,8 +70,14 @@ const fetchManual = (url, init) => fetch(url, { redirect: "manual", ...init })
 export const login = async (s, baseUrl, env, onLine = () => {}) => {
   const child = s.start([authBin, "login", "--no-browser"], env)
   child.stderr.on("data", (d) => onLine(String(d)))
-  // the browser's part: the start address login prints redirects to Strava and sets the login's cookie
-  const started = await fetchManual(await firstLine(child.stdout))
+  // the browser's part: the start address login prints on stdout (with this login's key; it is never on stderr
+  // or a command line) redirects to Strava and sets the login's cookie
+  const startUrl = await firstLine(child.stdout)
+  if (!/^http:\/\/127\.0\.0\.1:\d+\/start\?key=[\w-]{43}$/.test(startUrl)) {
+    throw new Error("login printed no start address with a key")
+  }
+  const started = await fetchManual(startUrl)
+  if (started.status !== 302) throw new Error(`the start address answered ${started.status}`)
   const authorizeUrl = started.headers.get("location")
   const cookie = (started.headers.get("set-cookie") ?? "").split(";")[0]
   await fetchManual(authorizeUrl)

@@ -3,12 +3,16 @@
  *
  * A server listens on 127.0.0.1 (a free port, or `--port` for `ssh -L`) with two addresses:
  *
- * - `/start`, the address the browser is given (on the opener's argv, or printed). It holds no secret: it
- *   answers one visit, with a 302 to Strava's authorize URL (which carries the `state`) and a cookie bound to
- *   this login (HttpOnly, SameSite=Lax). A second visit stops the login: whoever made it (another local user
- *   can read the port, and the opener's argv) may hold the cookie, so neither visitor can finish it.
- *   The authorize URL, with its state, thus never appears on a command line, where every user can read it
- *   (`/proc/PID/cmdline`) and finish the login with their own code (login CSRF).
+ * - `/start?key=KEY`, the start address: `KEY` is 32 random bytes (base64url), compared in constant time. It
+ *   is never on a command line (every local user can read argv in `/proc/PID/cmdline`) nor on stderr (where
+ *   logs are collected): `--no-browser` prints it on stdout, and the browser is opened on a private page
+ *   (`Browser.openPrivately`: a 0600 file in a 0700 directory, opened as `file://PATH`) that redirects to it.
+ *   A request to `/start` without the key gets a 403 page and changes nothing (another user who found the
+ *   port can neither start nor stop the login). The first visit with the key is answered with a 302 to
+ *   Strava's authorize URL (which carries the `state`) and a cookie bound to this login (HttpOnly,
+ *   SameSite=Lax). A second visit with the key stops the login: the key was seen by someone else, or the user
+ *   opened it twice, so nobody finishes it, and nothing is written from then on, not even by an exchange of
+ *   the code already under way (`stopped` is checked under the token file's lock, right before the write).
  * - `/authorization`, Strava's redirect. A request without this login's cookie, or whose `state` is not this
  *   login's, gets a 400 page and the server keeps waiting for the real redirect (a forged or stale link
  *   cannot end the login). The code is exchanged before the browser is answered, so the page can say who
@@ -41,7 +45,7 @@ import * as Runtime from "effect/Runtime"
 
 import * as Browser from "./Browser.js"
 import type * as DaemonError from "./DaemonError.js"
-import { DaemonFailure, UsageError } from "./DaemonError.js"
+import { DaemonFailure, type TokenFileError, UsageError } from "./DaemonError.js"
 import { sanitizeForTerminal } from "./Terminal.js"
 import * as TokenFile from "./TokenFile.js"
 
@@ -84,8 +88,27 @@ const athleteName = (tokens: Token.TokenSet): string => {
 
 const scopesOf = (tokens: Token.TokenSet): string => sanitizeForTerminal(tokens.scopes.join(","))
 
-const finish = (tokens: Token.TokenSet, options: Options) =>
-  TokenFile.withLock(options.tokenFile, TokenFile.write(options.tokenFile, tokens)).pipe(
+/**
+ * Writes the token file, unless `stopped()` (checked under the file's lock, right before the write) says the
+ * login was stopped meanwhile; `writing` is called once the write is decided.
+ */
+const finish = (
+  tokens: Token.TokenSet,
+  options: Options,
+  guard: { readonly stopped: () => DaemonFailure | undefined; readonly writing: () => void } = {
+    stopped: () => undefined,
+    writing: () => undefined
+  }
+) =>
+  TokenFile.withLock(
+    options.tokenFile,
+    Effect.suspend((): Effect.Effect<void, DaemonFailure | TokenFileError, FileSystem.FileSystem> => {
+      const stopped = guard.stopped()
+      if (stopped !== undefined) return Effect.fail(stopped)
+      guard.writing()
+      return TokenFile.write(options.tokenFile, tokens)
+    })
+  ).pipe(
     Effect.zipRight(Effect.sync(() =>
       options.say(
         `Logged in as ${athleteName(tokens)} (scopes ${scopesOf(tokens)}); token saved to ${options.tokenFile}.`
@@ -115,6 +138,8 @@ const loopback = (options: Options) =>
     const oauth = yield* StravaOAuth.StravaOAuth
     const runtime = yield* Effect.runtime<StravaOAuth.StravaOAuth | FileSystem.FileSystem>()
     const state = yield* OAuthState.generate
+    // What makes the start address this login's: only the user's terminal and the private page hold it.
+    const key = yield* OAuthState.generate
     // The browser's proof that it is the one that visited /start (and so got the state).
     const nonce = yield* OAuthState.generate
     const done = yield* Deferred.make<Token.TokenSet, DaemonError.Failure>()
@@ -144,7 +169,9 @@ const loopback = (options: Options) =>
         })
     )
     const origin = `http://127.0.0.1:${port}`
-    const startUrl = `${origin}/start`
+    // `start` names the address in messages; `startUrl`, with the key, goes only to stdout and the private page.
+    const start = `${origin}/start`
+    const startUrl = `${start}?key=${key}`
     const redirectUri = `${origin}/authorization`
     // Named per port: two logins in one browser keep their own cookies (cookies ignore the port).
     const cookie = `strava_auth_login_${port}`
@@ -157,6 +184,22 @@ const loopback = (options: Options) =>
 
     let started = false
     let busy = false
+    // Set by a second visit with the key; from then on nothing is written (see `finish`).
+    let stopped: DaemonFailure | undefined
+    // Set once the token file's write is decided (the check of `stopped` passed).
+    let writing = false
+    let refused = 0
+    const stop = (): DaemonFailure =>
+      stopped ??= new DaemonFailure({
+        detail: writing
+          ? `this login's start address ${start} was opened a second time after this login had already started ` +
+            `saving its token to ${options.tokenFile}. If you did not just finish this login in your own ` +
+            "browser, run `strava-auth login` again to replace that token with yours."
+          : `this login's start address ${start} was opened a second time, so the login stopped and nothing ` +
+            "was saved (not even a login already on its way back from Strava): another program or user on " +
+            "this machine may have opened it first. Run `strava-auth login` again and open its address once.",
+        transient: false
+      })
     server.on("request", (req: Http.IncomingMessage, res: Http.ServerResponse) => {
       const respond = (status: number, html: string) => {
         res.writeHead(status, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" })
@@ -164,7 +207,29 @@ const loopback = (options: Options) =>
       }
       const target = new URL(req.url ?? "/", origin)
       if (req.method === "GET" && target.pathname === "/start") {
-        if (!started) {
+        const presented = target.searchParams.get("key")
+        if (presented === null || !OAuthState.equals(key, presented)) {
+          // Not this login's address (another user who found the port, say): it neither starts nor stops it.
+          refused += 1
+          if (refused <= 10) {
+            options.say(
+              "A request to /start without this login's key was refused (another program or user on this machine " +
+                `may be probing port ${port}); the login goes on.${
+                  refused === 10 ? " Further ones are not reported." : ""
+                }`
+            )
+          }
+          return respond(
+            403,
+            page(
+              "This address is not this login's",
+              "This login's start address has a key in it: open the whole address that `strava-auth login` " +
+                "printed, or the page it opened in your browser.",
+              false
+            )
+          )
+        }
+        if (!started && stopped === undefined) {
           started = true
           res.writeHead(302, {
             location: url,
@@ -174,18 +239,14 @@ const loopback = (options: Options) =>
           })
           return res.end()
         }
-        const stopped = new DaemonFailure({
-          detail: `this login's start address ${startUrl} was opened a second time, so the login stopped: ` +
-            "another program or user on this machine may have opened it first. Run `strava-auth login` again " +
-            "and open its address once.",
-          transient: false
-        })
-        respond(409, page("This login was stopped", stopped.message, false))
-        return Runtime.runFork(runtime)(Deferred.fail(done, stopped))
+        const failure = stop()
+        respond(409, page("This login was stopped", failure.message, false))
+        return Runtime.runFork(runtime)(Deferred.fail(done, failure))
       }
       if (req.method !== "GET" || target.pathname !== "/authorization") {
         return respond(404, page("Not found", "This server only answers /start and Strava's redirect.", false))
       }
+      if (stopped !== undefined) return respond(409, page("This login was stopped", stopped.message, false))
       const presented = cookieOf(req.headers.cookie, cookie)
       if (presented === undefined || !OAuthState.equals(nonce, presented)) {
         // Not from the browser that visited /start: refuse it and keep waiting for the real one.
@@ -209,7 +270,17 @@ const loopback = (options: Options) =>
         if (busy) return respond(409, page("Already logging in", "This login is already exchanging its code.", false))
         busy = true
         const tokens = yield* Effect.either(
-          oauth.exchangeCode(callback.right).pipe(Effect.flatMap((t) => finish(t, options)))
+          oauth.exchangeCode(callback.right).pipe(Effect.flatMap((t) =>
+            finish(t, options, {
+              stopped: () =>
+                stopped === undefined ? undefined : new DaemonFailure({
+                  detail: `${stopped.message} Strava's answer to this login's code arrived after the stop and ` +
+                    "was not saved.",
+                  transient: false
+                }),
+              writing: () => (writing = true)
+            })
+          ))
         )
         if (tokens._tag === "Left") {
           respond(502, page("Login failed", tokens.left.message, false))
@@ -228,12 +299,13 @@ const loopback = (options: Options) =>
       Runtime.runFork(runtime)(handle)
     })
 
+    // stdout only (the user's terminal): the key is this login's, and stderr is where logs are collected.
     options.print(startUrl)
     options.say(
-      `Open this address in a browser and press Authorize on Strava's page:\n  ${startUrl}\n` +
-        "It answers one visit only: a second one stops the login."
+      "Open the address printed above (on stdout) in a browser and press Authorize on Strava's page.\n" +
+        "It holds this login's key (keep it to yourself) and answers one visit only: a second one stops the login."
     )
-    if (options.openBrowser && (yield* Browser.open(startUrl))) options.say("(opened it in your browser)")
+    if (options.openBrowser && (yield* Browser.openPrivately(startUrl))) options.say("(opened it in your browser)")
     else options.say(`From another machine, forward the port first: ssh -L ${port}:127.0.0.1:${port} this-host`)
     options.say(
       `Waiting for Strava's redirect on ${redirectUri} (up to ${Duration.format(options.timeout)}; Ctrl-C cancels).`

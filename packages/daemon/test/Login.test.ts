@@ -2,32 +2,32 @@
 // Strava on 127.0.0.1, with the browser's part played by fetch (Browser.test.ts plays it in Chromium).
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
 
 import { assert, describe, it } from "@effect/vitest"
 import { MockServer, Simulator } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
 
-import { collect, decide, eventually, firstLine, login, sandbox, start, visitStart } from "./harness.js"
+import {
+  collect,
+  decide,
+  eventually,
+  fakeOpener,
+  firstLine,
+  keyOf,
+  login,
+  sandbox,
+  start,
+  startAddress,
+  visitStart
+} from "./harness.js"
 
 /** Control characters a terminal acts on (C0 but newline, DEL, C1), which nothing `login` prints may carry. */
 
 const controls = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/
 
-/** A fake `xdg-open` first on PATH (with a display set, so `login` uses it): records its argv in a file. */
-const fakeOpener = (dir: string) => {
-  const bin = Path.join(dir, "bin")
-  Fs.mkdirSync(bin)
-  const argvFile = Path.join(dir, "opener-argv")
-  Fs.writeFileSync(
-    Path.join(bin, "xdg-open"),
-    `#!/bin/sh\nprintf '%s\\n' "$@" > '${argvFile}.tmp' && mv '${argvFile}.tmp' '${argvFile}'\n`,
-    { mode: 0o755 }
-  )
-  return { bin, argvFile }
-}
-
 describe("strava-auth login: the start address", () => {
-  it.scopedLive("the browser opener gets the start address, with no state on its command line", () =>
+  it.scopedLive("the browser opener gets only a file:// page (0600, in a 0700 directory): no key, no state on its argv", () =>
     Effect.gen(function*() {
       const { server } = yield* MockServer.make()
       const box = sandbox(server)
@@ -35,6 +35,8 @@ describe("strava-auth login: the start address", () => {
       const child = start(["login"], { ...box.env, PATH: `${opener.bin}:${box.env["PATH"]}`, DISPLAY: ":99" })
       const result = collect(child)
       child.stdin!.end()
+      const startUrl = yield* Effect.promise(() => firstLine(child))
+      const key = keyOf(startUrl)
       const argv = yield* eventually(
         async () => Fs.existsSync(opener.argvFile) ? Fs.readFileSync(opener.argvFile, "utf8") : undefined,
         10_000,
@@ -42,9 +44,19 @@ describe("strava-auth login: the start address", () => {
       )
       const args = argv.trimEnd().split("\n")
       assert.strictEqual(args.length, 1)
-      assert.match(args[0]!, /^http:\/\/127\.0\.0\.1:\d+\/start$/)
+      assert.match(args[0]!, /^file:\/\/\/.*\/start\.html$/)
+      assert.notInclude(argv, key)
+      assert.notInclude(argv, "127.0.0.1")
+      // the page: readable by this user only, in a directory of its own, and it sends the browser on
+      const file = fileURLToPath(args[0]!)
+      assert.strictEqual(Fs.lstatSync(file).mode & 0o777, 0o600)
+      assert.isTrue(Fs.lstatSync(Path.dirname(file)).isDirectory())
+      assert.strictEqual(Fs.lstatSync(Path.dirname(file)).mode & 0o777, 0o700)
+      const html = Fs.readFileSync(file, "utf8")
+      assert.include(html, `<meta http-equiv="refresh" content="0;url=${startUrl}">`)
+      assert.include(html, `href="${startUrl}"`)
       // the state exists only behind the start address
-      const { authorizeUrl, cookie } = yield* Effect.promise(() => visitStart(args[0]!))
+      const { authorizeUrl, cookie } = yield* Effect.promise(() => visitStart(startUrl))
       const state = new URL(authorizeUrl).searchParams.get("state")!
       assert.lengthOf(state, 43)
       assert.notInclude(argv, state)
@@ -53,8 +65,11 @@ describe("strava-auth login: the start address", () => {
       assert.strictEqual(page.status, 200)
       const { code, stderr, stdout } = yield* Effect.promise(() => result)
       assert.strictEqual(code, 0, stderr)
-      assert.strictEqual(stdout, `${args[0]}\n`)
+      assert.strictEqual(stdout, `${startUrl}\n`)
+      assert.notInclude(stderr, key)
       assert.notInclude(stderr + stdout, state)
+      // the page and its directory are gone with the login
+      assert.isFalse(Fs.existsSync(Path.dirname(file)))
     }))
 
   it.scopedLive("the victim's flow: start address, Strava, the redirect with the cookie; the token file is written", () =>
@@ -65,8 +80,8 @@ describe("strava-auth login: the start address", () => {
       const result = collect(child)
       child.stdin!.end()
       const startUrl = yield* Effect.promise(() => firstLine(child))
-      assert.match(startUrl, /^http:\/\/127\.0\.0\.1:(\d+)\/start$/)
-      const port = startUrl.match(/:(\d+)\//)![1]
+      assert.match(startUrl, startAddress)
+      const port = startUrl.match(startAddress)![1]
       const { authorizeUrl, cookie, setCookie } = yield* Effect.promise(() => visitStart(startUrl))
       assert.isTrue(authorizeUrl.startsWith(`${server.url}/oauth/authorize?`))
       assert.include(authorizeUrl, `redirect_uri=http%3A%2F%2F127.0.0.1%3A${port}%2Fauthorization`)
@@ -80,6 +95,7 @@ describe("strava-auth login: the start address", () => {
       const { code, stderr } = yield* Effect.promise(() => result)
       assert.strictEqual(code, 0, stderr)
       assert.include(stderr, "Logged in as Marianne Mock")
+      assert.notInclude(stderr, keyOf(startUrl))
       assert.strictEqual(JSON.parse(Fs.readFileSync(box.tokenFile, "utf8")).athlete.id, Simulator.defaultAthlete.id)
     }))
 
@@ -126,7 +142,8 @@ describe("strava-auth login: the start address", () => {
       assert.include(yield* Effect.promise(() => second.text()), "was opened a second time")
       const { code, stderr } = yield* Effect.promise(() => result)
       assert.strictEqual(code, 1)
-      assert.include(stderr, `start address ${startUrl} was opened a second time`)
+      assert.include(stderr, `start address ${startUrl.split("?")[0]} was opened a second time`)
+      assert.notInclude(stderr, keyOf(startUrl))
       // whoever holds the cookie can no longer finish it
       const location = yield* Effect.promise(() => decide(server, first.authorizeUrl))
       const late = yield* Effect.promise(() =>
@@ -134,6 +151,78 @@ describe("strava-auth login: the start address", () => {
       )
       assert.strictEqual(late, "refused")
       assert.isFalse(Fs.existsSync(box.tokenFile))
+    }))
+  it.scopedLive("/start without this login's key: a 403 that neither starts nor stops the login; the key holder finishes it", () =>
+    Effect.gen(function*() {
+      const { server } = yield* MockServer.make()
+      const box = sandbox(server)
+      const child = start(["login", "--no-browser"], box.env)
+      const result = collect(child)
+      child.stdin!.end()
+      const startUrl = yield* Effect.promise(() => firstLine(child))
+      const key = keyOf(startUrl)
+      const bare = startUrl.split("?")[0]!
+      // another user who found the port: no key, a wrong one, a truncated one, the key under another name
+      for (
+        const probe of [
+          bare,
+          `${bare}?key=`,
+          `${bare}?key=${"A".repeat(43)}`,
+          `${bare}?key=${key.slice(0, 42)}`,
+          `${bare}?k=${key}`
+        ]
+      ) {
+        const reply = yield* Effect.promise(() => fetch(probe, { redirect: "manual" }))
+        assert.strictEqual(reply.status, 403, probe)
+        assert.isNull(reply.headers.get("location"))
+        assert.isNull(reply.headers.get("set-cookie"))
+        assert.include(yield* Effect.promise(() => reply.text()), "not this login")
+      }
+      assert.isNull(child.exitCode)
+      // the one visit is still the key holder's, and completes the login
+      const { authorizeUrl, cookie } = yield* Effect.promise(() => visitStart(startUrl))
+      const location = yield* Effect.promise(() => decide(server, authorizeUrl))
+      const page = yield* Effect.promise(() => fetch(location, { headers: { cookie } }))
+      assert.strictEqual(page.status, 200)
+      const { code, stderr } = yield* Effect.promise(() => result)
+      assert.strictEqual(code, 0, stderr)
+      assert.match(stderr, /a request to \/start without this login's key was refused/i)
+      assert.notInclude(stderr, key)
+      assert.strictEqual(JSON.parse(Fs.readFileSync(box.tokenFile, "utf8")).athlete.id, Simulator.defaultAthlete.id)
+    }))
+
+  it.scopedLive("a stop while the code's exchange is on its way: Strava's answer arrives afterwards and nothing is written", () =>
+    Effect.gen(function*() {
+      const { mock, server } = yield* MockServer.make()
+      const box = sandbox(server)
+      const child = start(["login", "--no-browser"], box.env)
+      const result = collect(child)
+      child.stdin!.end()
+      const startUrl = yield* Effect.promise(() => firstLine(child))
+      const { authorizeUrl, cookie } = yield* Effect.promise(() => visitStart(startUrl))
+      const location = yield* Effect.promise(() => decide(server, authorizeUrl))
+      // Strava answers the exchange after 600 ms: well before the login's server is closed (up to a second)
+      yield* mock.inject({ endpoint: "token", fault: { _tag: "Slow", millis: 600 }, when: { times: 1 } })
+      const before = (yield* mock.log).length
+      const callback = fetch(location, { headers: { cookie } }).then((r) => r.status, () => "closed")
+      yield* eventually(
+        async () => (await Effect.runPromise(mock.log)).slice(before).some((e) => e.endpoint === "token") || undefined,
+        10_000,
+        "the exchange to reach Strava"
+      )
+      const second = yield* Effect.promise(() => fetch(startUrl, { redirect: "manual" }))
+      assert.strictEqual(second.status, 409)
+      const { code, stderr } = yield* Effect.promise(() => result)
+      assert.strictEqual(code, 1)
+      assert.include(stderr, "was opened a second time")
+      assert.include(stderr, "nothing was saved")
+      yield* Effect.promise(() => callback)
+      // Strava did answer (the grant exists there), but the login wrote nothing
+      const exchanged = (yield* mock.log).slice(before).filter((e) => e.endpoint === "token")
+      assert.lengthOf(exchanged, 1)
+      assert.isFalse(Fs.existsSync(box.tokenFile))
+      const state = Path.dirname(box.tokenFile)
+      assert.deepStrictEqual(Fs.existsSync(state) ? Fs.readdirSync(state).filter((f) => !f.endsWith(".lock")) : [], [])
     }))
 })
 

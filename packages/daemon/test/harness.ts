@@ -146,9 +146,35 @@ export const daemon = (box: Sandbox, args: ReadonlyArray<string> = []) =>
       )
   )
 
+/** The start address `login` prints on stdout: `/start` with this login's key (32 random bytes, base64url). */
+export const startAddress = /^http:\/\/127\.0\.0\.1:(\d+)\/start\?key=([A-Za-z0-9_-]{43})$/
+
+/** The key in a start address (to look for it where it must not be: argv, stderr). */
+export const keyOf = (start: string): string => {
+  const match = start.match(startAddress)
+  if (match === null) throw new Error(`not a start address with a key: ${start}`)
+  return match[2]!
+}
+
 /**
- * What a browser does with the login's start address: one visit, not following the redirect; gives Strava's
- * authorize URL (the `Location`) and the cookie to send back with the redirect (`name=value`).
+ * A fake `xdg-open` first on PATH (run `login` with `{ PATH: `${bin}:...`, DISPLAY: ":99" }` so it uses it):
+ * records its argv, one argument a line, in `argvFile`.
+ */
+export const fakeOpener = (dir: string) => {
+  const bin = Path.join(dir, "bin")
+  Fs.mkdirSync(bin)
+  const argvFile = Path.join(dir, "opener-argv")
+  Fs.writeFileSync(
+    Path.join(bin, "xdg-open"),
+    `#!/bin/sh\nprintf '%s\\n' "$@" > '${argvFile}.tmp' && mv '${argvFile}.tmp' '${argvFile}'\n`,
+    { mode: 0o755 }
+  )
+  return { bin, argvFile }
+}
+
+/**
+ * What a browser does with the login's start address (with its key): one visit, not following the redirect;
+ * gives Strava's authorize URL (the `Location`) and the cookie to send back with the redirect (`name=value`).
  */
 export const visitStart = async (start: string) => {
   const reply = await fetch(start, { redirect: "manual" })
@@ -186,7 +212,8 @@ export const firstLine = (child: ChildProcess) =>
   })
 
 /**
- * `strava-auth login --no-browser`, the way a browser runs it: visits the start address it prints (`start`),
+ * `strava-auth login --no-browser`, the way a browser runs it: visits the start address it prints on stdout
+ * (`start`, with the login's key),
  * which redirects to Strava's authorize URL (`url`) and sets a cookie; the athlete decides on the mock's page;
  * the browser follows Strava's redirect (`location`) with the cookie.
  */
@@ -204,6 +231,7 @@ export const login = (
     const result = collect(child)
     child.stdin!.end()
     const startUrl = await firstLine(child)
+    keyOf(startUrl)
     const { authorizeUrl, cookie } = await visitStart(startUrl)
     const location = await decide(server, authorizeUrl, decision)
     const page = await fetch(location, { redirect: "manual", headers: { cookie } })
