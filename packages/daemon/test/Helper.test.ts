@@ -1,11 +1,15 @@
 import * as Fs from "node:fs"
+import * as Path from "node:path"
 
 import { assert, describe, it } from "@effect/vitest"
-import { StravaError } from "@strava-auth/core"
+import { GrantStore, RefreshEngine, StravaError, Token } from "@strava-auth/core"
 import { MockServer } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 
-import { daemon, eventually, login, sandbox, socketGet, start } from "./harness.js"
+import * as Helper from "../src/Helper.js"
+import { daemon, eventually, login, sandbox, socketGet, start, tempDir } from "./harness.js"
 import { helpersOf, killHelpersAtEnd, statOf } from "./processes.js"
 
 // Black-box: the real `strava-auth daemon` (the esbuild bundle: `pnpm build` first) against the mock Strava
@@ -100,4 +104,58 @@ describe("the refresh helper process", () => {
       const served = yield* Effect.promise(() => socketGet(box.socket, "/token"))
       assert.deepStrictEqual(served, { _tag: "Reply", status: 200, body: old.access_token })
     })))
+})
+
+describe("Helper.executor: what a helper reports", () => {
+  const set = (name: string, expiresAt: number) =>
+    new Token.TokenSet({
+      tokenType: "Bearer",
+      accessToken: Redacted.make(`access-${name}`),
+      refreshToken: Redacted.make(`refresh-${name}`),
+      expiresAt,
+      scopes: ["read"]
+    })
+
+  it.live("an unsaved report: GrantUnsaved with the set the helper says it replaces; the helper got the seen digest in its environment, no token on argv", () =>
+    Effect.gen(function*() {
+      const dir = tempDir("sa-helper-")
+      const seen = set("seen", 1_000) // what the daemon holds
+      const replaces = set("replaces", 2_000) // what the file held when the helper refreshed (another process wrote it)
+      const fresh = set("fresh", 3_000)
+      const error = new GrantStore.GrantStoreError({ key: "default", reason: "NoSpace", location: "x", detail: "full" })
+      const line = Schema.encodeSync(Schema.parseJson(Helper.Report))({
+        version: Helper.reportVersion,
+        ok: false,
+        error,
+        unsaved: { tokens: fresh, replaces }
+      })
+      // The fake helper records its argv and the digest it was given, then prints the report line.
+      const script = Path.join(dir, "helper.mjs")
+      const record = Path.join(dir, "record.json")
+      Fs.writeFileSync(Path.join(dir, "report"), `${line}\n`)
+      Fs.writeFileSync(
+        script,
+        `import * as Fs from "node:fs"\n` +
+          `Fs.writeFileSync(${JSON.stringify(record)}, JSON.stringify({ argv: process.argv.slice(2), ` +
+          `seen: process.env[${JSON.stringify(Helper.seenVariable)}] ?? null }))\n` +
+          `process.stdout.write(Fs.readFileSync(${JSON.stringify(Path.join(dir, "report"))}, "utf8"))\n`
+      )
+      const execute = yield* Helper.executor({
+        tokenFile: Path.join(dir, "token.json"),
+        flags: [],
+        command: [process.execPath, script]
+      }).pipe(Effect.provide(GrantStore.layerMemory()))
+      const failure = yield* Effect.flip(execute("default", { force: true, seen }))
+      assert.strictEqual(failure._tag, "GrantUnsaved")
+      if (failure._tag !== "GrantUnsaved") return
+      assert.deepStrictEqual(failure.tokens, fresh)
+      assert.deepStrictEqual(failure.previous, replaces)
+      assert.deepStrictEqual(failure.error, error)
+      const recorded = JSON.parse(Fs.readFileSync(record, "utf8"))
+      assert.strictEqual(recorded.seen, yield* RefreshEngine.fingerprint(seen))
+      for (const token of [seen, replaces, fresh].flatMap((s) => [s.accessToken, s.refreshToken])) {
+        assert.notInclude(recorded.argv.join(" "), Redacted.value(token))
+      }
+      assert.includeMembers(recorded.argv, ["refresh", "--local", "--report"])
+    }))
 })
