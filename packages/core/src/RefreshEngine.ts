@@ -848,7 +848,8 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
         if (state._tag !== "Refreshing" && next !== undefined && now < next) {
           // Strava's last answer was this same token although it expires by this clock (a fast clock): Strava
           // holds it valid, and asking again before the scheduled attempt would loop.
-          if (valid || (state._tag === "Active" && entry(key).sameStreak > 0)) return held
+          if (valid) return held
+          if (state._tag === "Active" && entry(key).sameStreak > 0) return state.tokens
           if (state._tag === "Retrying") {
             return yield* new TokenUnavailable({ reason: `${state.lastError.message} Next attempt at ${iso(next)}.` })
           }

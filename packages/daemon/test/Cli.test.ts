@@ -5,6 +5,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
 import { afterAll, assert, describe, it } from "@effect/vitest"
+import { RefreshEngine } from "@strava-auth/core"
 import type { MockStrava } from "@strava-auth/testing"
 import { MockServer, Simulator } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
@@ -12,6 +13,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 
 import * as Helper from "../src/Helper.js"
+import * as TokenFile from "../src/TokenFile.js"
 import {
   daemon,
   decide,
@@ -580,6 +582,33 @@ describe("bad input", () => {
         assert.deepStrictEqual(report(notDue.stdout.trim()), { version: 1, ok: true, outcome: "current" })
       })
     ))
+
+  it.live("refresh --local --report honours the daemon's seen digest: the file holds a newer set, so the outcome is current and Strava is not asked", () =>
+    withMock((server, mock) =>
+      Effect.gen(function*() {
+        const box = sandbox(server)
+        const report = Schema.decodeUnknownSync(Schema.parseJson(Helper.Report))
+        const digestOf = (text: string) =>
+          TokenFile.decode(box.tokenFile, text).pipe(Effect.flatMap(RefreshEngine.fingerprint), Effect.orDie)
+        yield* login(box, server)
+        const older = yield* digestOf(Fs.readFileSync(box.tokenFile, "utf8"))
+        // Another process refreshes: the file now holds a newer set than the one the daemon saw.
+        assert.strictEqual((yield* run(["refresh", "--local"], box.env)).code, 0)
+        const newer = Fs.readFileSync(box.tokenFile, "utf8")
+        assert.notStrictEqual(yield* digestOf(newer), older)
+        const asked = (yield* mock.log).filter((e) => e.grantType === "refresh_token").length
+        const helper = yield* run(["refresh", "--local", "--report"], { ...box.env, [Helper.seenVariable]: older })
+        assert.strictEqual(helper.code, 0, helper.stderr)
+        assert.deepStrictEqual(report(helper.stdout.trim()), { version: 1, ok: true, outcome: "current" })
+        assert.strictEqual((yield* mock.log).filter((e) => e.grantType === "refresh_token").length, asked)
+        assert.strictEqual(Fs.readFileSync(box.tokenFile, "utf8"), newer)
+        // With the digest of the set the file holds, the helper does refresh.
+        const current = yield* digestOf(newer)
+        const again = yield* run(["refresh", "--local", "--report"], { ...box.env, [Helper.seenVariable]: current })
+        assert.deepStrictEqual(report(again.stdout.trim()), { version: 1, ok: true, outcome: "refreshed" })
+        assert.strictEqual((yield* mock.log).filter((e) => e.grantType === "refresh_token").length, asked + 1)
+      }), { refreshThresholdMillis: 7 * 3_600_000 }) // every refresh mints a new set
+  )
 
   it.live("bad usage exits 64; --help works", () =>
     Effect.gen(function*() {
