@@ -1,5 +1,6 @@
 // Black-box: the real `strava-auth refresh --local` against a server on 127.0.0.1 that echoes the secrets it
 // is sent in its error envelope, and with credentials in STRAVA_BASE_URL. Neither may reach stderr.
+import * as Fs from "node:fs"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 
@@ -43,6 +44,36 @@ const echoing = Effect.acquireRelease(
     })
 )
 
+/** A server that answers 200 and then sends body bytes without end, counting what it managed to send. */
+const endless = Effect.acquireRelease(
+  Effect.async<{ url: string; http: Http.Server; sent: () => number }>((resume) => {
+    let sent = 0
+    const chunk = Buffer.alloc(64 * 1024, 0x20)
+    const http = Http.createServer((request, response) => {
+      request.resume()
+      response.writeHead(200, { "content-type": "application/json" })
+      response.write("{\"access_token\": \"")
+      const pump = () => {
+        while (!response.destroyed && response.write(chunk)) {
+          sent += chunk.length
+          if (sent > 1024 * 1024 * 1024) return response.end()
+        }
+        if (!response.destroyed) response.once("drain", pump)
+      }
+      pump()
+    })
+    http.listen(0, "127.0.0.1", () => {
+      const { port } = http.address() as AddressInfo
+      resume(Effect.succeed({ url: `http://127.0.0.1:${port}`, http, sent: () => sent }))
+    })
+  }),
+  ({ http }) =>
+    Effect.async<void>((resume) => {
+      http.closeAllConnections()
+      http.close(() => resume(Effect.void))
+    })
+)
+
 const forms = (
   secret: string
 ) => [secret, encodeURIComponent(secret), new URLSearchParams({ v: secret }).toString().slice(2)]
@@ -76,6 +107,21 @@ describe("a hostile Strava", () => {
         assert.notInclude(result.stdout, form)
       }
     })))
+
+  it.live(
+    "refresh --local against an endless token answer stops reading at the cap and fails, the grant kept",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const box = yield* loggedIn
+        const huge = yield* endless
+        const result = yield* run(["refresh", "--local"], { ...box.env, STRAVA_BASE_URL: huge.url })
+        assert.notStrictEqual(result.code, 0)
+        assert.include(result.stderr, "response is too large")
+        // The client hung up long before a gigabyte: it read at most a few socket buffers past the cap.
+        assert.isBelow(huge.sent(), 64 * 1024 * 1024)
+      })),
+    60_000
+  )
 
   it.live("STRAVA_BASE_URL with user:password is refused with exit 78, without showing the password", () =>
     Effect.scoped(Effect.gen(function*() {
