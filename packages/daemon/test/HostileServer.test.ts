@@ -56,7 +56,10 @@ const endless = Effect.acquireRelease(
       const pump = () => {
         while (!response.destroyed && response.write(chunk)) {
           sent += chunk.length
-          if (sent > 1024 * 1024 * 1024) return response.end()
+          if (sent > 1024 * 1024 * 1024) {
+            response.end()
+            return
+          }
         }
         if (!response.destroyed) response.once("drain", pump)
       }
@@ -113,8 +116,10 @@ describe("a hostile Strava", () => {
     () =>
       Effect.scoped(Effect.gen(function*() {
         const box = yield* loggedIn
+        const before = Fs.readFileSync(box.tokenFile, "utf8")
         const huge = yield* endless
         const result = yield* run(["refresh", "--local"], { ...box.env, STRAVA_BASE_URL: huge.url })
+        assert.strictEqual(Fs.readFileSync(box.tokenFile, "utf8"), before)
         assert.notStrictEqual(result.code, 0)
         assert.include(result.stderr, "response is too large")
         // The client hung up long before a gigabyte: it read at most a few socket buffers past the cap.
