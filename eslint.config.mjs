@@ -8,6 +8,7 @@ export default tseslint.config(
       "**/build/**",
       "**/dist/**",
       "**/node_modules/**",
+      ".stryker-tmp/**",
       "**/.tsbuildinfo/**",
       "test-artifacts/**",
       "scratchpad/**"
