@@ -80,9 +80,10 @@ export const run = (
                 yield* refresher.reconfigure(next.right)
                 yield* Effect.logInfo("SIGHUP: configuration reloaded")
               } else {
-                yield* Effect.logError("SIGHUP: the new configuration is invalid; fix it (the next refresh reads it)").pipe(
-                  Effect.annotateLogs({ error: next.left.message })
-                )
+                yield* Effect.logError("SIGHUP: the new configuration is invalid; fix it (the next refresh reads it)")
+                  .pipe(
+                    Effect.annotateLogs({ error: next.left.message })
+                  )
               }
             }
             yield* Effect.logInfo("SIGHUP: re-reading the token file")
