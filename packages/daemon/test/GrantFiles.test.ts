@@ -31,7 +31,7 @@ describe("the token file as a GrantStore", () => {
       assert.deepStrictEqual(yield* store.list, [])
       assert.isTrue(Option.isNone(yield* store.get(GrantStore.defaultKey)))
       yield* store.put(GrantStore.defaultKey, set(1))
-      assert.deepStrictEqual(yield* store.list, [GrantStore.defaultKey])
+      assert.deepStrictEqual(yield* store.list, ["default"]) // the documented name of the default account
       assert.isTrue(Option.getOrThrow(yield* store.get(GrantStore.defaultKey)).sameRefreshToken(set(1)))
       yield* store.remove(GrantStore.defaultKey)
       assert.isFalse(Fs.existsSync(file))
