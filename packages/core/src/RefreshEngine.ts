@@ -610,9 +610,12 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
      * that runs fast by more than Strava's threshold then costs a few requests per cycle, never a loop. After a
      * new token (a fresh mint), at least half of what is left, or the floor.
      */
+    /** The margin, shortened to half of the least time left at which Strava answered with the same token. */
+    const effectiveMargin = (e: Entry) => e.ceiling === undefined ? margin : Math.min(margin, e.ceiling / 2)
+
     const scheduleFor = (e: Entry, tokens: TokenSet, now: number, after: "none" | "new" | "same") =>
       Effect.map(Random.next, (r) => {
-        const effective = e.ceiling === undefined ? margin : Math.min(margin, e.ceiling / 2)
+        const effective = effectiveMargin(e)
         let at = tokens.expiresAt * 1000 - effective - r * Math.min(30_000, effective / 10)
         if (after === "same") {
           at = Math.max(at, now + Math.min(MAX_SAME_GAP, floor * 2 ** Math.min(e.sameStreak - 1, 10)))
@@ -623,7 +626,7 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
 
     /** Whether `tokens` are within the (learned) margin now. */
     const dueNow = (e: Entry, tokens: TokenSet, now: number) => {
-      const effective = e.ceiling === undefined ? margin : Math.min(margin, e.ceiling / 2)
+      const effective = effectiveMargin(e)
       return tokens.remainingMillis(now) <= effective + Math.min(30_000, effective / 10)
     }
 
@@ -734,21 +737,22 @@ export const make = (options: EngineOptions): Effect.Effect<Engine, never, Grant
           return e.state
         }
         if (Option.isNone(read.right)) {
-          if (e.state._tag !== "Empty" || held !== undefined) {
-            e.state = GrantState.Empty({ reason: `No Strava grant is stored for "${key}".` })
+          const wasHeld = e.state._tag !== "Empty" || held !== undefined
+          e.state = GrantState.Empty({ reason: `No Strava grant is stored for "${key}".` })
+          if (wasHeld) {
             yield* Effect.logWarning("needs login").pipe(
               Effect.annotateLogs({ reason: "no grant stored" }),
               annotate(key)
             )
-          } else {
-            e.state = GrantState.Empty({ reason: `No Strava grant is stored for "${key}".` })
           }
           return e.state
         }
         const stored = read.right.value
         if (held !== undefined && !differs(stored, held)) {
-          if (e.state._tag === "Retrying" && e.state.lastError._tag === "GrantStoreError") {
-            // The store reads again: back to the schedule.
+          if (
+            e.state._tag === "Retrying" && e.state.lastError._tag === "GrantStoreError" && e.state.unsaved === undefined
+          ) {
+            // The store reads again: back to the schedule (a set still to be written keeps its retry).
             yield* adopt(key, e, stored, now, "none")
           }
           return e.state

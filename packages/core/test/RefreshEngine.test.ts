@@ -355,6 +355,10 @@ describe("RefreshEngine scheduler: a set Strava answered is never dropped", () =
       const still = engine.state(key)
       assert.strictEqual(still._tag, "Retrying")
       assert.strictEqual(still._tag === "Retrying" ? still.unsaved?.tokens : undefined, unsaved)
+      // The daemon's loop re-reads the store on every tick: it reads fine again, and the set is still kept.
+      yield* engine.sync(key)
+      const synced = engine.state(key)
+      assert.strictEqual(synced._tag === "Retrying" ? synced.unsaved?.tokens : undefined, unsaved)
       // The store works again: the kept set is written, without asking Strava again, and it is the live one.
       yield* TestClock.setTime(engine.nextAttemptAt(key)!)
       const third = yield* engine.refresh(key)
