@@ -10,11 +10,11 @@ export const shared: ViteUserConfig = {
   resolve: {
     alias: [
       {
-        find: /^@strava-auth\/(core|testing|daemon)$/,
+        find: /^@strava-auth\/(core|testing|daemon|server)$/,
         replacement: path.join(root, "packages/$1/src/index.ts")
       },
       {
-        find: /^@strava-auth\/(core|testing|daemon)\/(.*)$/,
+        find: /^@strava-auth\/(core|testing|daemon|server)\/(.*)$/,
         replacement: path.join(root, "packages/$1/src/$2.ts")
       }
     ]

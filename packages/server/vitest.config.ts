@@ -1,0 +1,8 @@
+import { defineProject, mergeConfig } from "vitest/config"
+
+import { shared } from "../../vitest.shared.js"
+
+export default mergeConfig(
+  shared,
+  defineProject({ test: { name: "server", globalSetup: ["./test/postgres.setup.ts"] } })
+)
