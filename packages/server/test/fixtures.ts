@@ -1,12 +1,22 @@
+import * as Http from "node:http"
+
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { TokenSet } from "@strava-auth/core/Token"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { inject } from "vitest"
+
+import * as StravaServer from "../src/StravaServer.js"
 
 /** The suite's server (started by postgres.setup.ts), as an admin URL. */
 export const serverUrl = (): string => inject("postgresUrl")
@@ -55,3 +65,58 @@ export const set = (name: string, expiresAt = 1_900_000_000, athleteId?: number)
     scopes: ["read", "activity:read"],
     ...(athleteId === undefined ? {} : { athlete: { id: athleteId, firstname: `First${athleteId}` } })
   })
+
+/** One replica of a web app: its own pool and services, its routes served on 127.0.0.1 (a free port). */
+export const serveReplica = <E>(
+  options: {
+    readonly database: Redacted.Redacted<string>
+    readonly mock: { readonly url: string; readonly apiUrl: string }
+    readonly app: { readonly clientId: string; readonly clientSecret: string }
+    readonly router: (
+      publicUrl: string
+    ) => HttpRouter.HttpRouter<E, HttpServerRequest.HttpServerRequest | StravaServer.Services | SqlClient.SqlClient>
+    /** The public URL routes put in the redirect URI; default this replica's own. */
+    readonly publicUrl?: string
+  }
+) =>
+  Effect.gen(function*() {
+    const services = StravaServer.layer({
+      config: {
+        clientId: options.app.clientId,
+        clientSecret: options.app.clientSecret,
+        baseUrl: options.mock.url,
+        apiUrl: options.mock.apiUrl,
+        retries: 0
+      }
+    }).pipe(Layer.provideMerge(Layer.merge(pool(options.database), FetchHttpClient.layer)))
+    const context = yield* Layer.build(
+      Layer.merge(NodeHttpServer.layer(() => Http.createServer(), { port: 0, host: "127.0.0.1" }), services)
+    )
+    const server = Context.get(context, HttpServer.HttpServer)
+    const address = server.address as HttpServer.TcpAddress
+    const url = `http://127.0.0.1:${address.port}`
+    yield* HttpServer.serveEffect(options.router(options.publicUrl ?? url)).pipe(Effect.provide(context))
+    return { url, context }
+  }).pipe(Effect.orDie)
+
+/** A browser: fetch with a cookie jar, redirects not followed. */
+export const browser = () => {
+  const jar = new Map<string, string>()
+  const request = async (url: string, init: RequestInit = {}) => {
+    const cookie = [...jar.entries()].map(([k, v]) => `${k}=${v}`).join("; ")
+    const response = await fetch(url, {
+      ...init,
+      redirect: "manual",
+      headers: { ...(init.headers as Record<string, string> | undefined), ...(cookie === "" ? {} : { cookie }) }
+    })
+    for (const line of response.headers.getSetCookie()) {
+      const [pair] = line.split(";")
+      const [name, ...value] = pair!.split("=")
+      const v = value.join("=")
+      if (v === "" || /max-age=0/i.test(line)) jar.delete(name!.trim())
+      else jar.set(name!.trim(), v)
+    }
+    return { status: response.status, location: response.headers.get("location"), text: await response.text() }
+  }
+  return { jar, request }
+}
