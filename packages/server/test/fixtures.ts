@@ -17,6 +17,7 @@ import type * as Scope from "effect/Scope"
 import { inject } from "vitest"
 
 import * as StravaServer from "../src/StravaServer.js"
+import * as Webhook from "../src/Webhook.js"
 
 /** The suite's server (started by postgres.setup.ts), as an admin URL. */
 export const serverUrl = (): string => inject("postgresUrl")
@@ -73,8 +74,11 @@ export const serveReplica = <E>(
     readonly mock: { readonly url: string; readonly apiUrl: string }
     readonly app: { readonly clientId: string; readonly clientSecret: string }
     readonly router: (
-      publicUrl: string
+      publicUrl: string,
+      wakeup: Webhook.Wakeup | undefined
     ) => HttpRouter.HttpRouter<E, HttpServerRequest.HttpServerRequest | StravaServer.Services | SqlClient.SqlClient>
+    /** Starts this replica's webhook processor. */
+    readonly processor?: Webhook.ProcessorOptions
     /** The public URL routes put in the redirect URI; default this replica's own. */
     readonly publicUrl?: string
   }
@@ -95,7 +99,10 @@ export const serveReplica = <E>(
     const server = Context.get(context, HttpServer.HttpServer)
     const address = server.address as HttpServer.TcpAddress
     const url = `http://127.0.0.1:${address.port}`
-    yield* HttpServer.serveEffect(options.router(options.publicUrl ?? url)).pipe(Effect.provide(context))
+    const wakeup = options.processor === undefined
+      ? undefined
+      : yield* Webhook.processor(options.processor).pipe(Effect.provide(context))
+    yield* HttpServer.serveEffect(options.router(options.publicUrl ?? url, wakeup)).pipe(Effect.provide(context))
     return { url, context }
   }).pipe(Effect.orDie)
 
