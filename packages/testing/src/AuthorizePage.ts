@@ -2,9 +2,12 @@
  * The mock's authorize page: the app's name, the requested scopes as checkboxes, Authorize and Cancel. It
  * posts to `/oauth/accept`, which redirects exactly as Strava does.
  *
+ * Strava signs in one athlete per browser; the mock has many, so the page lets a person (or a test) choose
+ * who signs in: `<select id="athlete-select" name="athlete_id">`, posted with the form.
+ *
  * @since 0.1.0
  */
-import type { AuthorizeRequest } from "./Simulator.js"
+import type { Athlete, AuthorizeRequest } from "./Simulator.js"
 
 const escape = (value: string): string =>
   value.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;" })[c]!)
@@ -20,12 +23,20 @@ const descriptions: Record<string, string> = {
 }
 
 /**
- * Renders the page for a checked authorize request.
+ * Renders the page for a checked authorize request, signed in as `selected` (an id among `athletes`, which
+ * the page lists for choosing another).
  *
  * @since 0.1.0
  * @category rendering
  */
-export const render = (request: AuthorizeRequest, athleteName: string): string => {
+export const render = (request: AuthorizeRequest, athletes: ReadonlyArray<Athlete>, selected: number): string => {
+  const name = (athlete: Athlete) => `${athlete.firstname} ${athlete.lastname}`
+  const current = athletes.find((athlete) => athlete.id === selected) ?? athletes[0]
+  const options = athletes.map((athlete) =>
+    `<option value="${athlete.id}"${athlete.id === current?.id ? " selected" : ""}>${
+      escape(name(athlete))
+    } (${athlete.id})</option>`
+  ).join("\n")
   const hidden = (name: string, value: string) => `<input type="hidden" name="${name}" value="${escape(value)}">`
   const boxes = request.scopes.map((scope) =>
     `<li><label><input type="checkbox" name="grant" value="${escape(scope)}" checked${
@@ -39,8 +50,12 @@ export const render = (request: AuthorizeRequest, athleteName: string): string =
 #authorize{background:#fc4c02;color:#fff;border:0}ul{list-style:none;padding:0}li{margin:.4rem 0}</style></head>
 <body>
 <h1>Authorize <span id="app-name">${escape(request.app.name)}</span> to connect to Strava</h1>
-<p>Signed in as <strong id="athlete">${escape(athleteName)}</strong> (mock Strava).</p>
+<p>Signed in as <strong id="athlete">${current === undefined ? "" : escape(name(current))}</strong> (mock Strava).</p>
 <form method="post" action="/oauth/accept">
+<p><label for="athlete-select">Sign in as</label>
+<select id="athlete-select" name="athlete_id">
+${options}
+</select></p>
 ${hidden("client_id", request.app.clientId)}
 ${hidden("redirect_uri", request.redirectUri)}
 ${hidden("scope", request.scopes.join(","))}

@@ -89,8 +89,33 @@ export interface MockStravaShape {
   readonly handle: (request: Simulator.Request) => Effect.Effect<Simulator.Outcome>
   /** The athlete opens `authorizeUrl` and decides; the redirect URL the browser would be sent to. */
   readonly approve: (authorizeUrl: string, decision?: Decision) => Effect.Effect<string, AuthorizeRefused>
-  /** The athlete revokes the app in their settings. */
+  /**
+   * The athlete revokes the app in their settings. When the app has a push subscription, Strava makes a
+   * deauthorization event (the mock server delivers it).
+   */
   readonly revokeAthlete: (athleteId?: number) => Effect.Effect<boolean>
+  /**
+   * Strava makes an event for the app's push subscription (the mock server delivers it); `undefined` when
+   * the app has no subscription.
+   *
+   * @since 0.3.0
+   */
+  readonly sendEvent: (
+    event: Simulator.PushEventInput,
+    clientId?: string
+  ) => Effect.Effect<Simulator.PushEvent | undefined>
+  /**
+   * Every delivery attempt the mock server made.
+   *
+   * @since 0.3.0
+   */
+  readonly deliveries: Effect.Effect<ReadonlyArray<Simulator.Delivery>>
+  /**
+   * Athletes with a live grant for the app (what the athlete cap counts).
+   *
+   * @since 0.3.0
+   */
+  readonly connectedAthletes: (clientId?: string) => Effect.Effect<number>
   /** Makes current access tokens expire in `inDuration` (default now), so the next refresh mints. */
   readonly expireAccessTokens: (inDuration?: Duration.DurationInput) => Effect.Effect<number>
   /** Activates or deactivates an application (403 Application/Status/Inactive). */
@@ -147,13 +172,21 @@ export const make = (options: Options = {}): Effect.Effect<MockStravaShape> =>
           if ("_tag" in checked) {
             return Effect.fail(new AuthorizeRefused(checked.response.status, checked.response.body))
           }
+          const athleteId = decision.athleteId ?? athlete.id
+          // At the athlete cap Strava shows its 403 instead of the page: no code, whatever the athlete meant.
+          const limited = simulator.athleteLimitRefusal(checked, athleteId, t)
+          if (limited !== undefined) return Effect.fail(new AuthorizeRefused(limited.status, limited.body))
           return Effect.succeed(simulator.decide(checked, {
-            athleteId: decision.athleteId ?? athlete.id,
+            athleteId,
             approve: decision.deny !== true,
             ...(decision.scopes === undefined ? {} : { scopes: decision.scopes })
           }, t))
         }),
-      revokeAthlete: (athleteId = athlete.id) => Effect.sync(() => simulator.revokeAthlete(athleteId)),
+      revokeAthlete: (athleteId = athlete.id) =>
+        Effect.map(now, (t) => simulator.revokeAthlete(athleteId, undefined, t)),
+      sendEvent: (event, clientId) => Effect.map(now, (t) => simulator.sendEvent(event, t, clientId)),
+      deliveries: Effect.sync(() => simulator.deliveries.slice()),
+      connectedAthletes: (clientId) => Effect.sync(() => simulator.connectedAthletes(clientId)),
       expireAccessTokens: (inDuration = 0) =>
         Effect.map(now, (t) => simulator.expireAccessTokens(t, Duration.toMillis(inDuration))),
       setActive: (active, clientId = app.clientId) =>

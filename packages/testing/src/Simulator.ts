@@ -11,6 +11,11 @@
  *   hour) left returns the same access token, expiry and refresh token.
  * - Old access tokens keep working until they expire; deauthorize and revoke kill every token of the grant.
  * - `/oauth/token` answers carry no rate-limit headers; API and deauthorize answers do, and count.
+ * - With an athlete cap (the 2026 program), an athlete without a live grant is refused on the authorize page
+ *   once the app's live grants reach the cap; athletes already connected can still authorize again.
+ * - One push subscription per application. Creating it needs the callback to have answered Strava's
+ *   challenge, which only the mock server can check (over HTTP): the simulator keeps the subscription and
+ *   makes the events, the server delivers them.
  *
  * Time is a parameter (`nowMillis`), so the Effect wrapper can take it from `Clock` and `TestClock` drives it.
  *
@@ -20,7 +25,15 @@ import * as Encoding from "effect/Encoding"
 
 import * as Fault from "./Fault.js"
 import type { Response } from "./StravaResponse.js"
-import { authorizationError, badRequest, envelope, json, outagePage, rateLimited } from "./StravaResponse.js"
+import {
+  athleteLimitPage,
+  authorizationError,
+  badRequest,
+  envelope,
+  json,
+  outagePage,
+  rateLimited
+} from "./StravaResponse.js"
 
 /**
  * A registered application.
@@ -85,7 +98,28 @@ export interface Options {
    * a parameter; `MockStrava` (and so the mock server) applies the offset to the time it passes.
    */
   readonly clockOffsetMillis?: number | undefined
+  /**
+   * The 2026 program's cap on connected athletes per application (Standard apps: 1 in single-player mode,
+   * up to 10). Once the athletes with a live (not revoked) grant reach it, an athlete without one is refused
+   * on the authorize page with a 403, before any code. Default: no cap.
+   *
+   * @since 0.3.0
+   */
+  readonly athleteCap?: number | undefined
 }
+
+/**
+ * `count` athletes with consecutive ids from `firstId` (default 1001, the default athlete's), for a mock
+ * with many athletes: `new Simulator({ athletes: makeAthletes(1000) })`.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeAthletes = (count: number, firstId: number = defaultAthlete.id): ReadonlyArray<Athlete> =>
+  Array.from({ length: count }, (_, i) => {
+    const id = firstId + i
+    return { ...defaultAthlete, id, username: `mock_athlete_${id}`, firstname: "Athlete", lastname: String(id) }
+  })
 
 /**
  * The defaults: one app (client id `12345`) and one athlete (id `1001`).
@@ -146,7 +180,15 @@ export const scopes = [
  * @since 0.1.0
  * @category models
  */
-export type Endpoint = "authorize" | "token" | "deauthorize" | "revoke" | "athlete" | "activities" | "unknown"
+export type Endpoint =
+  | "authorize"
+  | "token"
+  | "deauthorize"
+  | "revoke"
+  | "athlete"
+  | "activities"
+  | "push_subscriptions"
+  | "unknown"
 
 /**
  * A request as the simulator sees it. `headers` keys are lower case.
@@ -162,6 +204,14 @@ export interface Request {
   readonly query: URLSearchParams
   readonly headers: Readonly<Record<string, string>>
   readonly body: string
+  /**
+   * Creating a push subscription: whether the callback answered Strava's challenge (see
+   * `callbackToValidate`). The mock server checks it over HTTP before it hands the request over; without it
+   * (in-process, where no callback can be called) creation fails as for a callback that does not answer.
+   *
+   * @since 0.3.0
+   */
+  readonly callbackValidated?: boolean | undefined
 }
 
 /**
@@ -194,6 +244,79 @@ export interface LogEntry {
   /** A short description: `exchanged`, `refreshed`, `same token`, `invalid refresh token`, `fault 503`, ... */
   readonly outcome: string
   readonly fault?: string | undefined
+}
+
+/**
+ * An application's push subscription (Strava allows one per application).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface PushSubscription {
+  readonly id: number
+  readonly clientId: string
+  readonly callbackUrl: string
+  readonly verifyToken: string
+  readonly createdAt: number
+  readonly updatedAt: number
+}
+
+/**
+ * An event as Strava POSTs it to a subscription's callback, field for field (JSON, snake case).
+ * A deauthorization is `object_type: "athlete"`, `aspect_type: "update"`, `updates: {authorized: "false"}`.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface PushEvent {
+  readonly aspect_type: "create" | "update" | "delete"
+  /** Epoch seconds. */
+  readonly event_time: number
+  readonly object_id: number
+  readonly object_type: "activity" | "athlete"
+  readonly owner_id: number
+  readonly subscription_id: number
+  readonly updates: Readonly<Record<string, unknown>>
+}
+
+/**
+ * What a test gives to send an event; the simulator adds `subscription_id` and, unless given, `event_time`
+ * and `updates` (`{}`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface PushEventInput {
+  readonly aspect_type: PushEvent["aspect_type"]
+  readonly object_id: number
+  readonly object_type: PushEvent["object_type"]
+  readonly owner_id: number
+  readonly updates?: Readonly<Record<string, unknown>> | undefined
+  readonly event_time?: number | undefined
+}
+
+/**
+ * One attempt to deliver an event to a callback, as the mock server made it.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Delivery {
+  /** When the attempt started (Strava's time, milliseconds). */
+  readonly at: number
+  readonly event: PushEvent
+  readonly callbackUrl: string
+  /** 1, 2 or 3: Strava makes three attempts in all. */
+  readonly attempt: number
+  /** 1, or 2 for the second copy of an event when the server delivers duplicates. */
+  readonly copy: number
+  /** The callback's HTTP status; `timeout` when it did not answer in time; `error` when it could not be reached. */
+  readonly status: number | "timeout" | "error"
+  /**
+   * Whether this is the server's last attempt for the event: this copy answered 200 or was tried three
+   * times, and no copy is left to deliver. A test waits for it before asserting what was delivered.
+   */
+  readonly last: boolean
 }
 
 interface AccessToken {
@@ -305,6 +428,7 @@ export const endpointOf = (request: Pick<Request, "path" | "api">): Endpoint => 
     if (path === "/oauth/token") return "token"
     if (path === "/athlete") return "athlete"
     if (path === "/athlete/activities") return "activities"
+    if (path === "/push_subscriptions" || /^\/push_subscriptions\/[^/]+$/.test(path)) return "push_subscriptions"
     return "unknown"
   }
   if (path === "/oauth/authorize" || path === "/oauth/mobile/authorize") return "authorize"
@@ -328,6 +452,8 @@ export class Simulator {
   readonly refreshThresholdMillis: number
   readonly codeLifetimeMillis: number
   readonly rateLimits: RateLimits
+  /** @since 0.3.0 */
+  readonly athleteCap: number | undefined
   readonly faults: Fault.Faults = new Fault.Faults()
   private readonly grants = new Map<string, Grant>()
   private readonly accessTokens = new Map<string, AccessToken>()
@@ -336,6 +462,11 @@ export class Simulator {
   private readonly usage = new Map<string, number>()
   private readonly entries: Array<LogEntry> = []
   private readonly issuedRefreshTokens: Array<string> = []
+  private readonly subscriptions = new Map<string, PushSubscription>()
+  private nextSubscriptionId = 1
+  private readonly eventLog: Array<PushEvent> = []
+  private readonly deliveryLog: Array<Delivery> = []
+  private readonly listeners = new Set<(event: PushEvent, subscription: PushSubscription) => void>()
 
   constructor(options: Options = {}) {
     for (const app of options.apps ?? [defaultApp]) this.apps.set(app.clientId, app)
@@ -344,6 +475,7 @@ export class Simulator {
     this.refreshThresholdMillis = options.refreshThresholdMillis ?? HOUR
     this.codeLifetimeMillis = options.codeLifetimeMillis ?? 10 * MINUTE
     this.rateLimits = options.rateLimits ?? stravaRateLimits
+    this.athleteCap = options.athleteCap
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -383,12 +515,136 @@ export class Simulator {
     return grant !== undefined && !grant.revoked && grant.refreshToken === token
   }
 
-  /** The athlete revokes the app in their Strava settings: every token of the grant stops working. */
-  revokeAthlete(athleteId: number, clientId?: string): boolean {
+  /**
+   * The athlete revokes the app in their Strava settings: every token of the grant stops working and, when
+   * the app has a push subscription, Strava sends it a deauthorization event (`updates: {authorized:
+   * "false"}`) made at `nowMillis`. `MockStrava` passes its `Clock`; a direct caller without one gets the
+   * machine's time.
+   *
+   * Only this athlete-initiated revocation makes an event: STRAVA.md calls the event "the only notice an app
+   * gets that an athlete revoked it on strava.com", so `/oauth/deauthorize` and `/oauth/revoke`, called by
+   * the app itself, make none (the app already knows).
+   */
+  revokeAthlete(athleteId: number, clientId?: string, nowMillis: number = Date.now()): boolean {
     const grant = this.grants.get(this.grantKey(clientId ?? this.firstClientId(), athleteId))
     if (grant === undefined || grant.revoked) return false
     grant.revoked = true
+    this.sendEvent(
+      {
+        aspect_type: "update",
+        object_id: athleteId,
+        object_type: "athlete",
+        owner_id: athleteId,
+        updates: { authorized: "false" }
+      },
+      nowMillis,
+      grant.app.clientId
+    )
     return true
+  }
+
+  /**
+   * The number of athletes with a live (not revoked) grant for an application (default: the first): what
+   * the 2026 program's cap counts. A grant exists once a code has been exchanged; a code not yet exchanged
+   * does not take a place.
+   *
+   * @since 0.3.0
+   */
+  connectedAthletes(clientId?: string): number {
+    const id = clientId ?? this.firstClientId()
+    let count = 0
+    for (const grant of this.grants.values()) {
+      if (grant.app.clientId === id && !grant.revoked) count++
+    }
+    return count
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Push subscriptions and their events
+
+  /**
+   * The application's push subscription (default: the first application's), if it has one.
+   *
+   * @since 0.3.0
+   */
+  pushSubscription(clientId?: string): PushSubscription | undefined {
+    return this.subscriptions.get(clientId ?? this.firstClientId())
+  }
+
+  /**
+   * Strava makes an event for the application's subscription (default: the first application's) and tells
+   * every listener (the mock server delivers it). Undefined when the app has no subscription: Strava then
+   * sends nothing.
+   *
+   * @since 0.3.0
+   */
+  sendEvent(input: PushEventInput, nowMillis: number, clientId?: string): PushEvent | undefined {
+    const subscription = this.pushSubscription(clientId)
+    if (subscription === undefined) return undefined
+    const event: PushEvent = {
+      aspect_type: input.aspect_type,
+      event_time: input.event_time ?? Math.floor(nowMillis / 1000),
+      object_id: input.object_id,
+      object_type: input.object_type,
+      owner_id: input.owner_id,
+      subscription_id: subscription.id,
+      updates: input.updates ?? {}
+    }
+    this.eventLog.push(event)
+    for (const listener of this.listeners) listener(event, subscription)
+    return event
+  }
+
+  /**
+   * Calls `listener` with every event made from now on; the returned function stops it.
+   *
+   * @since 0.3.0
+   */
+  onEvent(listener: (event: PushEvent, subscription: PushSubscription) => void): () => void {
+    this.listeners.add(listener)
+    return () => {
+      this.listeners.delete(listener)
+    }
+  }
+
+  /**
+   * Every event made, oldest first (whether or not anyone delivered it).
+   *
+   * @since 0.3.0
+   */
+  get events(): ReadonlyArray<PushEvent> {
+    return this.eventLog
+  }
+
+  /**
+   * Every delivery attempt the mock server made, in the order they ended.
+   *
+   * @since 0.3.0
+   */
+  get deliveries(): ReadonlyArray<Delivery> {
+    return this.deliveryLog
+  }
+
+  /** @since 0.3.0 */
+  recordDelivery(delivery: Delivery): void {
+    this.deliveryLog.push(delivery)
+  }
+
+  /**
+   * For a request that would create a push subscription (right credentials, active app, none yet), the
+   * callback to challenge: `GET callbackUrl?hub.mode=subscribe&hub.challenge=X&hub.verify_token=T`. The
+   * mock server calls it and passes the result on as `callbackValidated`.
+   *
+   * @since 0.3.0
+   */
+  callbackToValidate(request: Request): { readonly callbackUrl: string; readonly verifyToken: string } | undefined {
+    if (request.method !== "POST" || !request.api || endpointOf(request) !== "push_subscriptions") return undefined
+    if (request.path.replace(/\/+$/, "") !== "/push_subscriptions") return undefined
+    const form = parseForm(request)
+    const app = this.apps.get(form.get("client_id") ?? "")
+    if (app === undefined || form.get("client_secret") !== app.clientSecret || !app.active) return undefined
+    if (this.subscriptions.has(app.clientId)) return undefined
+    return { callbackUrl: form.get("callback_url") ?? "", verifyToken: form.get("verify_token") ?? "" }
   }
 
   /**
@@ -461,6 +717,25 @@ export class Simulator {
     return `${base}${join}${state}&code=${code}&scope=${granted.join(",")}`
   }
 
+  /**
+   * The 403 page Strava shows instead of its authorize page when the app is at its athlete cap and this
+   * athlete has no live grant yet (recorded in the log); undefined when the athlete may go on.
+   *
+   * @since 0.3.0
+   */
+  athleteLimitRefusal(request: AuthorizeRequest, athleteId: number, nowMillis: number): Response | undefined {
+    if (this.athleteCap === undefined) return undefined
+    const grant = this.grants.get(this.grantKey(request.app.clientId, athleteId))
+    if (grant !== undefined && !grant.revoked) return undefined
+    if (this.connectedAthletes(request.app.clientId) < this.athleteCap) return undefined
+    this.record(
+      nowMillis,
+      { endpoint: "authorize", method: "GET", clientId: request.app.clientId, status: 403 },
+      "athlete limit exceeded"
+    )
+    return athleteLimitPage
+  }
+
   /** With `approval_prompt=auto`, Strava skips its page for an athlete who already granted every scope asked. */
   alreadyGranted(request: AuthorizeRequest, athleteId: number): boolean {
     const grant = this.grants.get(this.grantKey(request.app.clientId, athleteId))
@@ -475,7 +750,7 @@ export class Simulator {
   handle(request: Request, nowMillis: number): Outcome {
     const endpoint = endpointOf(request)
     const fault = this.faults.take(endpoint)
-    const form = request.method === "POST" ? parseForm(request) : request.query
+    const form = request.method === "POST" || endpoint === "push_subscriptions" ? parseForm(request) : request.query
     const base: Omit<LogEntry, "status" | "outcome" | "at"> = {
       endpoint,
       method: request.method,
@@ -519,6 +794,8 @@ export class Simulator {
         return request.method === "GET" ? this.api(request, nowMillis, "read") : this.notFound()
       case "activities":
         return request.method === "GET" ? this.api(request, nowMillis, "activity:read") : this.notFound()
+      case "push_subscriptions":
+        return this.pushSubscriptions(request, form, nowMillis)
       case "authorize":
         return { response: outagePage(405), outcome: "authorize is a page: use the mock server" }
       case "unknown":
@@ -696,6 +973,67 @@ export class Simulator {
     const grant = this.accessTokens.get(value)?.grant ?? this.refreshTokens.get(value)
     if (grant !== undefined && grant.app.clientId === app.clientId) grant.revoked = true
     return { response: { status: 200, headers, body: "" }, outcome: grant === undefined ? "unknown token" : "revoked" }
+  }
+
+  /**
+   * `/api/v3/push_subscriptions`: create (POST), list (GET), delete (DELETE `/{id}`), each with the app's
+   * `client_id` and `client_secret` as form or query parameters. Assumption (STRAVA.md is silent): these calls
+   * need no bearer token, as Strava's webhook guide shows, and do not count against the rate limits.
+   */
+  private pushSubscriptions(request: Request, form: URLSearchParams, nowMillis: number) {
+    const app = this.apps.get(form.get("client_id") ?? "")
+    if (app === undefined || form.get("client_secret") !== app.clientSecret) {
+      return { response: authorizationError("Application", "", "invalid"), outcome: "invalid client" }
+    }
+    if (!app.active) {
+      return { response: envelope(403, "Forbidden", "Application", "Status", "Inactive"), outcome: "app inactive" }
+    }
+    const path = request.path.replace(/\/+$/, "")
+    const existing = this.subscriptions.get(app.clientId)
+    if (path === "/push_subscriptions" && request.method === "POST") {
+      if (existing !== undefined) {
+        return { response: badRequest("PushSubscription", "", "already exists"), outcome: "already exists" }
+      }
+      if (request.callbackValidated !== true) {
+        return {
+          response: badRequest("PushSubscription", "callback url", "GET to callback URL does not return 200"),
+          outcome: "callback not validated"
+        }
+      }
+      const subscription: PushSubscription = {
+        id: this.nextSubscriptionId++,
+        clientId: app.clientId,
+        callbackUrl: form.get("callback_url") ?? "",
+        verifyToken: form.get("verify_token") ?? "",
+        createdAt: nowMillis,
+        updatedAt: nowMillis
+      }
+      this.subscriptions.set(app.clientId, subscription)
+      return { response: json(201, { id: subscription.id }), outcome: "subscribed" }
+    }
+    if (path === "/push_subscriptions" && request.method === "GET") {
+      const list = existing === undefined ? [] : [{
+        id: existing.id,
+        resource_state: 2,
+        application_id: Number(app.clientId),
+        callback_url: existing.callbackUrl,
+        created_at: new Date(existing.createdAt).toISOString(),
+        updated_at: new Date(existing.updatedAt).toISOString()
+      }]
+      return { response: json(200, list), outcome: "listed" }
+    }
+    if (path !== "/push_subscriptions" && request.method === "DELETE") {
+      const id = path.slice("/push_subscriptions/".length)
+      if (existing === undefined || String(existing.id) !== id) {
+        return {
+          response: envelope(404, "Resource Not Found", "PushSubscription", "id", "not found"),
+          outcome: "unknown subscription"
+        }
+      }
+      this.subscriptions.delete(app.clientId)
+      return { response: { status: 204, headers: {}, body: "" }, outcome: "unsubscribed" }
+    }
+    return this.notFound()
   }
 
   // ---------------------------------------------------------------------------------------------------------

@@ -81,3 +81,18 @@ export const outagePage = (status: number): Response => ({
  */
 export const rateLimited = (headers: Record<string, string>): Response =>
   envelope(429, "Rate Limit Exceeded", "Application", "rate limit", "exceeded", headers)
+
+/**
+ * The page Strava shows instead of its authorize page when the app is at its athlete cap (the 2026
+ * program): a 403, before any code, with no redirect back to the app.
+ *
+ * @since 0.3.0
+ * @category responses
+ */
+export const athleteLimitPage: Response = {
+  status: 403,
+  headers: { "content-type": "text/html; charset=utf-8" },
+  body: `<!DOCTYPE html><html><head><title>Strava | 403</title></head><body><h1>Error 403: Limit of connected ` +
+    `athletes exceeded</h1><p>Error 403: Limit of connected athletes exceeded. This app has exceeded the limit of ` +
+    `connected athletes.</p></body></html>`
+}

@@ -16,7 +16,8 @@ import * as Simulator from "./Simulator.js"
 
 const usage = `Usage: strava-mock [options]
 
-A mock Strava (OAuth endpoints, an authorize page, GET /api/v3/athlete) on 127.0.0.1.
+A mock Strava (OAuth endpoints, an authorize page, GET /api/v3/athlete, push subscriptions and their
+events) on 127.0.0.1.
 Prints its base URL on stdout; use it as STRAVA_BASE_URL, and <url>/api/v3 as STRAVA_API_URL.
 
 Options:
@@ -26,7 +27,11 @@ Options:
   --client-secret SECRET     its secret (default: $STRAVA_CLIENT_SECRET, else a fixed mock secret)
   --app-name NAME            shown on the authorize page
   --callback-domain HOST     redirect URIs must be on it (localhost and 127.0.0.1 always allowed)
-  --athlete-id N             the athlete who signs in (default ${Simulator.defaultAthlete.id})
+  --athlete-id N             the athlete who signs in (default ${Simulator.defaultAthlete.id}); the first id with --athletes
+  --athletes N               N athletes, ids from --athlete-id on (default 1); the page lets you choose one
+  --athlete-cap N            refuse a new athlete on the authorize page (403) once N are connected
+  --duplicate-events         deliver every webhook event twice, as real apps have seen
+  --event-retry-delay D      gap between the three attempts to deliver an event (default 1s; Strava: ~2m)
   --access-token-lifetime D  default 6h; e.g. 90s, 2m, "90 seconds"
   --refresh-threshold D      the one-hour rule's hour (default 1h)
   --code-lifetime D          authorization codes (default 10m)
@@ -85,6 +90,10 @@ const main = () => {
         "app-name": { type: "string" },
         "callback-domain": { type: "string" },
         "athlete-id": { type: "string" },
+        "athletes": { type: "string" },
+        "athlete-cap": { type: "string" },
+        "duplicate-events": { type: "boolean" },
+        "event-retry-delay": { type: "string" },
         "access-token-lifetime": { type: "string" },
         "refresh-threshold": { type: "string" },
         "code-lifetime": { type: "string" },
@@ -109,6 +118,12 @@ const main = () => {
   if (!/^\d+$/.test(clientId)) fail(`--client-id must be numeric, as Strava's are; got "${clientId}"`)
   const athleteId = v["athlete-id"] === undefined ? Simulator.defaultAthlete.id : Number(v["athlete-id"])
   if (!Number.isInteger(athleteId) || athleteId <= 0) fail(`--athlete-id takes a positive integer`)
+  const count = v.athletes === undefined ? 1 : Number(v.athletes)
+  if (!Number.isInteger(count) || count <= 0) fail(`--athletes takes a positive integer; got "${v.athletes}"`)
+  const cap = v["athlete-cap"] === undefined ? undefined : Number(v["athlete-cap"])
+  if (cap !== undefined && (!Number.isInteger(cap) || cap < 0)) {
+    fail(`--athlete-cap takes a whole number; got "${v["athlete-cap"]}"`)
+  }
   const app: Simulator.App = {
     clientId,
     clientSecret: v["client-secret"] ?? process.env["STRAVA_CLIENT_SECRET"] ?? Simulator.defaultApp.clientSecret,
@@ -120,7 +135,10 @@ const main = () => {
     port,
     host: v.host ?? "127.0.0.1",
     apps: [app],
-    athletes: [{ ...Simulator.defaultAthlete, id: athleteId }],
+    athletes: count === 1 ? [{ ...Simulator.defaultAthlete, id: athleteId }] : Simulator.makeAthletes(count, athleteId),
+    athleteCap: cap,
+    duplicateEvents: v["duplicate-events"] === true,
+    eventRetryDelayMillis: duration("--event-retry-delay", v["event-retry-delay"]),
     accessTokenLifetimeMillis: duration("--access-token-lifetime", v["access-token-lifetime"]),
     refreshThresholdMillis: duration("--refresh-threshold", v["refresh-threshold"]),
     codeLifetimeMillis: duration("--code-lifetime", v["code-lifetime"]),

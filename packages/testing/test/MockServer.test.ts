@@ -146,6 +146,109 @@ describe("MockServer over real HTTP on 127.0.0.1", () => {
     ))
 })
 
+describe("MockServer: many athletes and the athlete cap", () => {
+  const exchangeCode = (server: MockServer.MockServerShape, location: string | null) =>
+    Effect.gen(function*() {
+      assert.isNotNull(location)
+      const exchanged = yield* fetchText(`${server.url}/oauth/token`, {
+        method: "POST",
+        body: new URLSearchParams({
+          client_id: app.clientId,
+          client_secret: app.clientSecret,
+          code: new URL(location!).searchParams.get("code")!,
+          grant_type: "authorization_code"
+        })
+      })
+      assert.strictEqual(exchanged.status, 200)
+      return JSON.parse(exchanged.text) as { access_token: string; athlete: { id: number } }
+    })
+
+  /** The athlete chosen in the page's select presses Authorize. */
+  const signIn = (server: MockServer.MockServerShape, athleteId: number, extra: Record<string, string> = {}) =>
+    Effect.gen(function*() {
+      const body = new URLSearchParams(authorizeQuery(extra))
+      body.set("decision", "authorize")
+      body.set("athlete_id", String(athleteId))
+      body.append("grant", "activity:read")
+      return yield* fetchText(`${server.url}/oauth/accept`, { method: "POST", body })
+    })
+
+  const selected = (page: string) => /<option value="(\d+)" selected>/.exec(page)?.[1]
+
+  it.live("the page lists 1,000 athletes in a select, the first chosen; athlete_id preselects; Authorize signs in the chosen one", () =>
+    withServer((server) =>
+      Effect.gen(function*() {
+        const page = yield* fetchText(`${server.url}/oauth/authorize?${authorizeQuery()}`)
+        assert.strictEqual(page.status, 200)
+        assert.include(page.text, "<select id=\"athlete-select\" name=\"athlete_id\">")
+        assert.strictEqual(page.text.match(/<option value="\d+"/g)?.length, 1000)
+        assert.strictEqual(selected(page.text), "1001")
+        const preselected = yield* fetchText(`${server.url}/oauth/authorize?${authorizeQuery({ athlete_id: "1999" })}`)
+        assert.strictEqual(selected(preselected.text), "1999")
+        assert.include(preselected.text, "<strong id=\"athlete\">Athlete 1999</strong>")
+        const accepted = yield* signIn(server, 1500)
+        assert.strictEqual(accepted.status, 302)
+        const tokens = yield* exchangeCode(server, accepted.headers.get("location"))
+        assert.strictEqual(tokens.athlete.id, 1500)
+        const athlete = yield* fetchText(`${server.apiUrl}/athlete`, {
+          headers: { authorization: `Bearer ${tokens.access_token}` }
+        })
+        assert.strictEqual(JSON.parse(athlete.text).id, 1500)
+        const unknown = yield* fetchText(`${server.url}/oauth/authorize?${authorizeQuery({ athlete_id: "7" })}`)
+        assert.strictEqual(unknown.status, 400)
+      }), { athletes: Simulator.makeAthletes(1000) }))
+
+  it.live("approval_prompt=auto skips the page only for the chosen athlete's own grant", () =>
+    withServer((server) =>
+      Effect.gen(function*() {
+        yield* exchangeCode(server, (yield* signIn(server, 1002)).headers.get("location"))
+        const other = yield* fetchText(`${server.url}/oauth/authorize?${authorizeQuery({ athlete_id: "1001" })}`)
+        assert.strictEqual(other.status, 200)
+        const same = yield* fetchText(`${server.url}/oauth/authorize?${authorizeQuery({ athlete_id: "1002" })}`)
+        assert.strictEqual(same.status, 302)
+        const tokens = yield* exchangeCode(server, same.headers.get("location"))
+        assert.strictEqual(tokens.athlete.id, 1002)
+      }), { athletes: Simulator.makeAthletes(2) }))
+
+  it.live("at the cap a new athlete gets the 403 page and no redirect; a connected athlete re-authorizes", () =>
+    withServer((server, mock) =>
+      Effect.gen(function*() {
+        for (const id of [1001, 1002]) yield* exchangeCode(server, (yield* signIn(server, id)).headers.get("location"))
+        assert.strictEqual(mock.simulator.connectedAthletes(), 2)
+        const limit =
+          "Error 403: Limit of connected athletes exceeded. This app has exceeded the limit of connected athletes"
+        const page = yield* fetchText(`${server.url}/oauth/authorize?${authorizeQuery({ athlete_id: "1003" })}`)
+        assert.strictEqual(page.status, 403)
+        assert.include(page.text, limit)
+        assert.isNull(page.headers.get("location"))
+        // The select on an open page cannot get round it: the POST is refused the same way.
+        const accepted = yield* signIn(server, 1003)
+        assert.strictEqual(accepted.status, 403)
+        assert.include(accepted.text, limit)
+        assert.isNull(accepted.headers.get("location"))
+        const again = yield* fetchText(
+          `${server.url}/oauth/authorize?${authorizeQuery({ athlete_id: "1001", approval_prompt: "force" })}`
+        )
+        assert.strictEqual(again.status, 200)
+        const reauthorized = yield* signIn(server, 1001, { approval_prompt: "force" })
+        assert.strictEqual(reauthorized.status, 302)
+        assert.strictEqual((yield* exchangeCode(server, reauthorized.headers.get("location"))).athlete.id, 1001)
+        assert.strictEqual(mock.simulator.connectedAthletes(), 2)
+        assert.deepStrictEqual(
+          JSON.parse(
+            (yield* fetchText(`${server.url}/_mock/revoke?athlete_id=1002`, {
+              method: "POST"
+            })).text
+          ),
+          { revoked: true }
+        )
+        assert.strictEqual(
+          (yield* fetchText(`${server.url}/oauth/authorize?${authorizeQuery({ athlete_id: "1003" })}`)).status,
+          200
+        )
+      }), { athletes: Simulator.makeAthletes(3), athleteCap: 2 }))
+})
+
 describe("strava-mock (the bin, in a separate process)", () => {
   it.live("prints its base URL, answers a bad code with 400 and Strava's envelope, serves the page, stops on SIGTERM", () =>
     Effect.gen(function*() {

@@ -413,3 +413,125 @@ describe("request log", () => {
       assert.strictEqual(refreshes[0]!.at, hours(5.5))
     }).pipe(Effect.provide(Live)))
 })
+
+describe("many athletes and the athlete cap (2026 program)", () => {
+  const Capped = MockStrava.layerClient({ athletes: Simulator.makeAthletes(3), athleteCap: 2 })
+
+  const exchangeAs = (athleteId: number, params: Record<string, string> = {}) =>
+    Effect.gen(function*() {
+      const response = yield* token({ code: yield* code({ athleteId }, params), grant_type: "authorization_code" })
+      assert.strictEqual(response.status, 200)
+      return response.json as { access_token: string; athlete: { id: number } }
+    })
+
+  it("makeAthletes gives consecutive ids from the first, each with its own username", () => {
+    const athletes = Simulator.makeAthletes(1000, 5001)
+    assert.strictEqual(athletes.length, 1000)
+    assert.deepStrictEqual([athletes[0]!.id, athletes[999]!.id], [5001, 6000])
+    assert.strictEqual(new Set(athletes.map((a) => a.username)).size, 1000)
+    assert.strictEqual(Simulator.makeAthletes(1)[0]!.id, Simulator.defaultAthlete.id)
+  })
+
+  it.effect("at the cap a new athlete is refused with Strava's 403 before any code; connected ones re-authorize", () =>
+    Effect.gen(function*() {
+      const mock = yield* MockStrava.MockStrava
+      assert.strictEqual((yield* exchangeAs(1001)).athlete.id, 1001)
+      assert.strictEqual((yield* exchangeAs(1002)).athlete.id, 1002)
+      assert.strictEqual(yield* mock.connectedAthletes(), 2)
+      const refused = yield* Effect.flip(mock.approve(authorizeUrl(), { athleteId: 1003 }))
+      assert.strictEqual(refused.status, 403)
+      assert.include(
+        refused.body,
+        "Error 403: Limit of connected athletes exceeded. This app has exceeded the limit of connected athletes"
+      )
+      // Cancel is refused too: the page itself is never shown.
+      assert.strictEqual(
+        (yield* Effect.flip(mock.approve(authorizeUrl(), { athleteId: 1003, deny: true }))).status,
+        403
+      )
+      assert.strictEqual((yield* exchangeAs(1001, { approval_prompt: "force" })).athlete.id, 1001)
+      assert.strictEqual(yield* mock.connectedAthletes(), 2)
+      const log = (yield* mock.log).filter((e) => e.outcome === "athlete limit exceeded")
+      assert.deepStrictEqual(log.map((e) => [e.endpoint, e.status]), [["authorize", 403], ["authorize", 403]])
+      // A revocation frees a place.
+      assert.isTrue(yield* mock.revokeAthlete(1002))
+      assert.strictEqual(yield* mock.connectedAthletes(), 1)
+      assert.strictEqual((yield* exchangeAs(1003)).athlete.id, 1003)
+    }).pipe(Effect.provide(Capped)))
+})
+
+describe("push subscriptions and events in the model", () => {
+  const create = (mock: MockStrava.MockStravaShape, callbackValidated: boolean | undefined) =>
+    mock.handle({
+      method: "POST",
+      path: "/push_subscriptions",
+      api: true,
+      query: new URLSearchParams(),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        client_id: app.clientId,
+        client_secret: app.clientSecret,
+        callback_url: "http://127.0.0.1:9/webhook",
+        verify_token: "vt"
+      }).toString(),
+      callbackValidated
+    })
+
+  it.effect("in-process, no callback can be challenged: creation fails as for a callback that does not answer", () =>
+    Effect.gen(function*() {
+      const mock = yield* MockStrava.MockStrava
+      const outcome = yield* create(mock, undefined)
+      assert.strictEqual(outcome._tag, "Respond")
+      if (outcome._tag !== "Respond") return
+      assert.strictEqual(outcome.response.status, 400)
+      assert.deepStrictEqual(JSON.parse(outcome.response.body), {
+        message: "Bad Request",
+        errors: [{
+          resource: "PushSubscription",
+          field: "callback url",
+          code: "GET to callback URL does not return 200"
+        }]
+      })
+      assert.isUndefined(mock.simulator.pushSubscription())
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("the athlete revoking makes a deauthorization event; the app's own revoke and deauthorize make none", () =>
+    Effect.gen(function*() {
+      const mock = yield* MockStrava.MockStrava
+      yield* TestClock.setTime(Date.UTC(2026, 6, 1, 12))
+      const revokedBefore = yield* exchange
+      assert.isTrue(yield* mock.revokeAthlete()) // no subscription yet: Strava sends nothing
+      assert.deepStrictEqual(mock.simulator.events, [])
+      const created = yield* create(mock, true)
+      assert.strictEqual(created._tag === "Respond" && created.response.status, 201)
+      const id = mock.simulator.pushSubscription()!.id
+      // The app revokes and deauthorizes itself: no event.
+      const viaRevoke = yield* exchange
+      yield* send(
+        HttpClientRequest.post(`${web}/oauth/revoke`).pipe(
+          HttpClientRequest.basicAuth(app.clientId, app.clientSecret),
+          HttpClientRequest.bodyUrlParams({ token: viaRevoke.access_token })
+        )
+      )
+      const viaDeauthorize = yield* exchange
+      yield* send(
+        HttpClientRequest.post(`${web}/oauth/deauthorize`).pipe(
+          HttpClientRequest.bearerToken(viaDeauthorize.access_token)
+        )
+      )
+      assert.notStrictEqual(revokedBefore.access_token, viaDeauthorize.access_token)
+      assert.deepStrictEqual(mock.simulator.events, [])
+      // The athlete revokes on strava.com: the event, at Strava's time.
+      yield* exchange
+      assert.isTrue(yield* mock.revokeAthlete())
+      assert.deepStrictEqual(mock.simulator.events, [{
+        aspect_type: "update",
+        event_time: Date.UTC(2026, 6, 1, 12) / 1000,
+        object_id: 1001,
+        object_type: "athlete",
+        owner_id: 1001,
+        subscription_id: id,
+        updates: { authorized: "false" }
+      }])
+    }).pipe(Effect.provide(Live)))
+})
