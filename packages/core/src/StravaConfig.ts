@@ -255,3 +255,36 @@ export const layerFromEnv: Layer.Layer<StravaConfig, ConfigError.ConfigError, Fi
   StravaConfig,
   fromEnv
 )
+
+/**
+ * The longest duration any setting takes (a year); a longer one is not a duration anyone means.
+ *
+ * @since 0.3.0
+ * @category parsing
+ */
+export const maxDuration: Duration.Duration = Duration.days(366)
+
+/**
+ * `90`, `90s`, `45m`, `6h`, `1d`, `45 minutes`, `1500 millis`: a duration, or `None` (also for anything beyond
+ * `maxDuration`).
+ *
+ * @since 0.3.0
+ * @category parsing
+ */
+export const parseDuration = (input: string): Option.Option<Duration.Duration> =>
+  Option.filter(parseAnyDuration(input), (d) => Duration.lessThanOrEqualTo(d, maxDuration))
+
+const parseAnyDuration = (input: string): Option.Option<Duration.Duration> => {
+  const match =
+    /^\s*(\d+(?:\.\d+)?)\s*(ms|millis|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)?\s*$/i.exec(
+      input
+    )
+  if (match === null) return Option.none()
+  const n = Number(match[1])
+  const unit = (match[2] ?? "s").toLowerCase()
+  if (unit === "ms" || unit.startsWith("milli")) return Option.some(Duration.millis(n))
+  if (unit.startsWith("s")) return Option.some(Duration.seconds(n))
+  if (unit.startsWith("m")) return Option.some(Duration.minutes(n))
+  if (unit.startsWith("h")) return Option.some(Duration.hours(n))
+  return Option.some(Duration.days(n))
+}
