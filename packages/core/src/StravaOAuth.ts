@@ -74,11 +74,46 @@ export interface StravaOAuthShape {
     token: Redacted.Redacted<string>,
     hint?: "access_token" | "refresh_token"
   ) => Effect.Effect<void, StravaError.StravaError>
+  /**
+   * The app's push subscriptions (`GET {api}/push_subscriptions`; Strava allows one per app). The client
+   * secret goes as a parameter, as Strava requires, and nowhere else.
+   */
+  readonly listSubscriptions: Effect.Effect<ReadonlyArray<PushSubscription>, StravaError.StravaError>
+  /**
+   * `POST {api}/push_subscriptions`: Strava validates the callback at once (a GET with `hub.challenge` and
+   * this verify token) before it answers.
+   */
+  readonly createSubscription: (options: {
+    readonly callbackUrl: string
+    readonly verifyToken: Redacted.Redacted<string>
+  }) => Effect.Effect<number, StravaError.StravaError>
+  /** `DELETE {api}/push_subscriptions/{id}`. */
+  readonly deleteSubscription: (id: number) => Effect.Effect<void, StravaError.StravaError>
   /** `GET {api}/athlete`: checks that a token works, and who it belongs to. */
   readonly getAthlete: (
     accessToken: Redacted.Redacted<string>
   ) => Effect.Effect<Token.SummaryAthlete, StravaError.StravaError>
 }
+
+/**
+ * A push subscription as Strava lists it.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export const PushSubscription = Schema.Struct({
+  id: Schema.Int,
+  callback_url: Schema.String,
+  application_id: Schema.optional(Schema.Number),
+  created_at: Schema.optional(Schema.String),
+  updated_at: Schema.optional(Schema.String)
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export type PushSubscription = typeof PushSubscription.Type
 
 /**
  * @since 0.1.0
@@ -155,7 +190,12 @@ export const readBody = (
 export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpClient.HttpClient> = Effect.gen(
   function*() {
     const config = yield* StravaConfig
-    const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+    const client = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.withTracerPropagation(false),
+      // A span records the full URL: no span for a request with the client secret in its query (Strava's
+      // push subscription calls take it there).
+      HttpClient.withTracerDisabledWhen((request) => request.urlParams.some(([name]) => name === "client_secret"))
+    )
     const retry = Schedule.exponential(Duration.millis(500), 2).pipe(
       Schedule.jittered,
       Schedule.intersect(Schedule.recurs(config.retries))
@@ -233,6 +273,13 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
     const decodeRefresh = decodeJson(Token.RefreshResponse)
     const decodeAthlete = decodeJson(Token.SummaryAthlete)
     const ignoreBody = () => Effect.void
+    const decodeSubscriptions = decodeJson(Schema.Array(PushSubscription))
+    const decodeCreated = decodeJson(Schema.Struct({ id: Schema.Int }))
+    const credentials = {
+      client_id: config.clientId,
+      client_secret: Redacted.value(config.clientSecret)
+    }
+    const subscriptions = `${config.apiUrl}/push_subscriptions`
 
     return StravaOAuth.of({
       authorizeUrl: (options) => AuthorizeUrl.make({ ...options, clientId: config.clientId, baseUrl: config.baseUrl }),
@@ -278,6 +325,39 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
             })
           ),
           token,
+          ignoreBody
+        ),
+      listSubscriptions: send(
+        "api",
+        HttpClientRequest.get(subscriptions).pipe(
+          HttpClientRequest.acceptJson,
+          HttpClientRequest.setUrlParams(credentials)
+        ),
+        config.clientSecret,
+        decodeSubscriptions
+      ),
+      createSubscription: ({ callbackUrl, verifyToken }) =>
+        send(
+          "api",
+          HttpClientRequest.post(subscriptions).pipe(
+            HttpClientRequest.acceptJson,
+            HttpClientRequest.bodyUrlParams({
+              ...credentials,
+              callback_url: callbackUrl,
+              verify_token: Redacted.value(verifyToken)
+            })
+          ),
+          verifyToken,
+          decodeCreated
+        ).pipe(Effect.map((created) => created.id)),
+      deleteSubscription: (id) =>
+        send(
+          "api",
+          HttpClientRequest.del(`${subscriptions}/${id}`).pipe(
+            HttpClientRequest.acceptJson,
+            HttpClientRequest.setUrlParams(credentials)
+          ),
+          config.clientSecret,
           ignoreBody
         ),
       getAthlete: (accessToken) =>

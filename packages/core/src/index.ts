@@ -28,6 +28,7 @@ export * as RefreshEngine from "./RefreshEngine.js"
  * @since 0.1.0
  */
 export * as OAuthState from "./OAuthState.js"
+export * as PushSubscription from "./PushSubscription.js"
 /**
  * @since 0.1.0
  */

@@ -14,7 +14,15 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type { Token } from "@strava-auth/core"
-import { GrantStore, RefreshEngine, StravaConfig, StravaOAuth, StravaScope, TokenSource } from "@strava-auth/core"
+import {
+  GrantStore,
+  PushSubscription,
+  RefreshEngine,
+  StravaConfig,
+  StravaOAuth,
+  StravaScope,
+  TokenSource
+} from "@strava-auth/core"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
@@ -29,7 +37,7 @@ import * as Schedule from "effect/Schedule"
 
 import * as Daemon from "./Daemon.js"
 import type * as DaemonError from "./DaemonError.js"
-import { RotationLost, UsageError } from "./DaemonError.js"
+import { ConfigurationError, RotationLost, UsageError } from "./DaemonError.js"
 import * as Helper from "./Helper.js"
 import * as Login from "./Login.js"
 import * as Refresher from "./Refresher.js"
@@ -422,6 +430,102 @@ const systemdCommand = Command.make(
       : print(SystemdUnit.render(flags.system ? "system" : "user", SystemdUnit.thisInstallation()).trimEnd())
 ).pipe(Command.withDescription("Print a systemd unit for this installation."))
 
+// Push subscriptions (webhooks) for a web app: the app's id and secret, Strava's URLs; no token file.
+const appFlags = {
+  clientId: strava.clientId,
+  stravaUrl: strava.stravaUrl,
+  apiUrl: strava.apiUrl
+}
+
+const webhookCreate = Command.make("create", {
+  ...appFlags,
+  callbackUrl: Options.text("callback-url").pipe(
+    Options.withDescription("where Strava posts events: the app's public URL of its webhook route")
+  ),
+  verifyTokenFile: optional(
+    "verify-token-file",
+    "STRAVA_WEBHOOK_VERIFY_TOKEN",
+    "a file holding the verify token (or the variable holding the token itself)"
+  )
+}, (flags) =>
+  failures(Effect.gen(function*() {
+    const callback = StravaConfig.validateUrl(
+      flags.callbackUrl,
+      "--callback-url",
+      "https://app.example.com/strava/webhook"
+    )
+    if (callback._tag === "Left") return yield* new UsageError({ detail: callback.left })
+    const fs = yield* FileSystem.FileSystem
+    const fromEnv = yield* Config.option(Config.redacted("STRAVA_WEBHOOK_VERIFY_TOKEN")).pipe(Effect.orDie)
+    const verifyToken = Option.isSome(flags.verifyTokenFile)
+      ? Redacted.make(
+        (yield* fs.readFileString(flags.verifyTokenFile.value).pipe(
+          Effect.mapError(() =>
+            new UsageError({
+              detail: `cannot read the verify token file ${flags.verifyTokenFile.pipe(Option.getOrElse(() => ""))}.`
+            })
+          )
+        )).trim()
+      )
+      : Option.getOrUndefined(fromEnv)
+    if (verifyToken === undefined || Redacted.value(verifyToken) === "") {
+      return yield* new UsageError({
+        detail: "no verify token: set STRAVA_WEBHOOK_VERIFY_TOKEN (the one your app's webhook route checks) " +
+          "or pass --verify-token-file PATH."
+      })
+    }
+    const result = yield* PushSubscription.create({ callbackUrl: callback.right, verifyToken }).pipe(
+      Effect.provide(oauthLayer(flags)),
+      Effect.catchTags({
+        SubscriptionExists: (error) => Effect.fail(new UsageError({ detail: error.message })),
+        CallbackRefused: (error) => Effect.fail(new ConfigurationError({ detail: error.message }))
+      })
+    )
+    yield* say(
+      result.created
+        ? `Subscribed: push subscription ${result.id} sends events to ${result.callbackUrl}.`
+        : `Already subscribed: push subscription ${result.id} sends events to ${result.callbackUrl}.`
+    )
+    yield* print(String(result.id))
+  }))).pipe(Command.withDescription("Subscribe the app's webhook route to Strava's events (one per app)."))
+
+const webhookView = Command.make("view", { ...appFlags, json }, (flags) =>
+  failures(Effect.gen(function*() {
+    const current = yield* PushSubscription.view.pipe(Effect.provide(oauthLayer(flags)))
+    if (Option.isNone(current)) {
+      if (flags.json) yield* print("null")
+      return yield* say("This app has no push subscription (strava-auth webhook create subscribes one).")
+    }
+    const s = current.value
+    yield* flags.json
+      ? print(JSON.stringify({ id: s.id, callback_url: s.callback_url, created_at: s.created_at ?? null }))
+      : print(`${s.id} ${s.callback_url}`)
+  }))).pipe(Command.withDescription("Show the app's push subscription."))
+
+const webhookDelete = Command.make("delete", {
+  ...appFlags,
+  id: Options.integer("id").pipe(
+    Options.withDescription("the subscription to delete (default: the app's one)"),
+    Options.optional
+  )
+}, (flags) =>
+  failures(Effect.gen(function*() {
+    const deleted = yield* PushSubscription.remove(Option.getOrUndefined(flags.id)).pipe(
+      Effect.provide(oauthLayer(flags))
+    )
+    yield* say(
+      Option.match(deleted, {
+        onNone: () => "This app has no push subscription; nothing to delete.",
+        onSome: (id) => `Deleted push subscription ${id}: Strava sends no more events.`
+      })
+    )
+  }))).pipe(Command.withDescription("Delete the app's push subscription."))
+
+const webhookCommand = Command.make("webhook").pipe(
+  Command.withDescription("Manage the app's Strava push subscription (webhooks): create, view, delete."),
+  Command.withSubcommands([webhookCreate, webhookView, webhookDelete])
+)
+
 const root = Command.make("strava-auth").pipe(
   Command.withDescription(
     "Log in to Strava once, keep the token fresh, and serve it to scripts on a Unix socket. " +
@@ -434,7 +538,8 @@ const root = Command.make("strava-auth").pipe(
     statusCommand,
     refreshCommand,
     revokeCommand,
-    systemdCommand
+    systemdCommand,
+    webhookCommand
   ])
 )
 
