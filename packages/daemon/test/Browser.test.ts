@@ -1,13 +1,12 @@
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
-import { afterAll, assert, describe, it } from "@effect/vitest"
-import sparticuz from "@sparticuz/chromium"
+import { assert, describe, it } from "@effect/vitest"
 import { MockServer } from "@strava-auth/testing"
+import { launch } from "@strava-auth/testing/Chromium"
 import * as Effect from "effect/Effect"
-import { type Browser, chromium, type Page } from "playwright-core"
+import type { Page } from "playwright-core"
 
 import { collect, eventually, fakeOpener, firstLine, keyOf, sandbox, start, startAddress } from "./harness.js"
 
@@ -15,72 +14,9 @@ import { collect, eventually, fakeOpener, firstLine, keyOf, sandbox, start, star
 // login's start address (the keyed address `--no-browser` prints, or the private file:// page `login` hands the
 // opener), is redirected to Strava with the login's cookie, and follows Strava's redirect back.
 //
-// The browser: CHROMIUM_PATH if set; else the Chromium inside the @sparticuz/chromium devDependency (extracted
-// into this run's temp directory, removed afterwards); else Debian's /usr/bin/chromium. This test fails, never
-// skips, when there is none.
+// The browser: see scripts/chromium.ts (fails, never skips, when there is none).
 
 const artifacts = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "../../../test-artifacts")
-
-// Where sparticuz extracts its binary (it uses `os.tmpdir()`): a directory of our own, removed after the file.
-let extracted: string | undefined
-afterAll(() => {
-  if (extracted !== undefined) Fs.rmSync(extracted, { recursive: true, force: true })
-})
-
-// sparticuz's flags that weaken the web's security model are left out: this test is about cookies and redirects.
-const weakening = ["--disable-web-security", "--allow-running-insecure-content", "--disable-site-isolation-trials"]
-
-const ownFlags = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync"
-]
-
-let resolved: Promise<{ readonly executablePath: string; readonly args: ReadonlyArray<string> }> | undefined
-
-const sparticuzBrowser = async () => {
-  extracted = Fs.mkdtempSync(Path.join(Os.tmpdir(), "chromium-"))
-  const previous = process.env["TMPDIR"]
-  process.env["TMPDIR"] = extracted
-  try {
-    sparticuz.setGraphicsMode = false // no WebGL: nothing to extract but the binary and its fonts
-    const executablePath = await sparticuz.executablePath()
-    return { executablePath, args: [...sparticuz.args.filter((a) => !weakening.includes(a)), ...ownFlags] }
-  } finally {
-    if (previous === undefined) delete process.env["TMPDIR"]
-    else process.env["TMPDIR"] = previous
-  }
-}
-
-const findBrowser = () =>
-  resolved ??= (async () => {
-    const fromEnv = process.env["CHROMIUM_PATH"]
-    if (fromEnv !== undefined && fromEnv !== "") {
-      if (!Fs.existsSync(fromEnv)) throw new Error(`CHROMIUM_PATH is ${fromEnv}, which does not exist`)
-      return { executablePath: fromEnv, args: ownFlags }
-    }
-    try {
-      return await sparticuzBrowser()
-    } catch (error) {
-      if (Fs.existsSync("/usr/bin/chromium")) return { executablePath: "/usr/bin/chromium", args: ownFlags }
-      throw new Error(
-        `no Chromium: @sparticuz/chromium failed (${String(error)}), /usr/bin/chromium is missing and ` +
-          "CHROMIUM_PATH is not set. Run pnpm install, or apt-get install chromium, or set CHROMIUM_PATH."
-      )
-    }
-  })()
-
-const launch = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const { args, executablePath } = await findBrowser()
-    return chromium.launch({ executablePath, headless: true, args: [...args] })
-  }),
-  (browser: Browser) => Effect.promise(() => browser.close())
-)
 
 const shot = (page: Page, name: string) =>
   Effect.promise(async () => {

@@ -1,11 +1,6 @@
 // Three replicas of the example web app (separate processes, the shipped build, configured only by their
 // environment with DATABASE_URL) on one PostgreSQL, 1,000 connected athletes whose tokens come due, and bursts
 // of concurrent requests spread over the replicas. The mock Strava runs in this process, as a loopback server.
-import * as ChildProcess from "node:child_process"
-import * as Path from "node:path"
-import { createInterface } from "node:readline"
-import { fileURLToPath } from "node:url"
-
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
@@ -19,9 +14,8 @@ import * as Redacted from "effect/Redacted"
 
 import * as Migrations from "../src/Migrations.js"
 import * as SqlGrantStore from "../src/SqlGrantStore.js"
-import { freshDatabase, pool } from "./fixtures.js"
+import { freshDatabase, pool, type Replica, startReplica } from "./fixtures.js"
 
-const main = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "../build/example/main.js")
 const ATHLETES = 1000
 const athletes: ReadonlyArray<Simulator.Athlete> = Array.from({ length: ATHLETES }, (_, i) => ({
   ...Simulator.defaultAthlete,
@@ -29,41 +23,6 @@ const athletes: ReadonlyArray<Simulator.Athlete> = Array.from({ length: ATHLETES
   username: `athlete${i}`,
   firstname: `First${i}`
 }))
-
-interface Replica {
-  readonly url: string
-  readonly child: ChildProcess.ChildProcess
-}
-
-/** Starts one replica; it is killed (if still running) when the scope closes. */
-const startReplica = (env: Record<string, string>) =>
-  Effect.acquireRelease(
-    Effect.promise(() =>
-      new Promise<Replica>((resolve, reject) => {
-        const child = ChildProcess.spawn(process.execPath, [main], {
-          env: { PATH: process.env["PATH"] ?? "", TMPDIR: process.env["TMPDIR"] ?? "/tmp", ...env },
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-        let stderr = ""
-        child.stderr!.on("data", (d) => (stderr += String(d)))
-        child.once("exit", (code) => reject(new Error(`a replica exited (${code}) before listening: ${stderr}`)))
-        createInterface({ input: child.stdout! }).once("line", (line) => {
-          const match = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(line)
-          if (match === null) reject(new Error(`unexpected first line: ${line}`))
-          else resolve({ url: match[1]!, child })
-        })
-      })
-    ),
-    (replica) =>
-      Effect.promise(() =>
-        replica.child.exitCode !== null || replica.child.signalCode !== null
-          ? Promise.resolve()
-          : new Promise<void>((resolve) => {
-            replica.child.once("exit", () => resolve())
-            replica.child.kill("SIGTERM")
-          })
-      )
-  )
 
 /** A load balancer's view: a request goes to `replicas[i]`; on a connection error, to the next live one. */
 const request = async (replicas: ReadonlyArray<Replica>, start: number, path: string) => {

@@ -1,4 +1,8 @@
+import * as ChildProcess from "node:child_process"
 import * as Http from "node:http"
+import * as Path from "node:path"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
 
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
@@ -127,3 +131,41 @@ export const browser = () => {
   }
   return { jar, request }
 }
+
+/** The example app's build (`pnpm build` makes it): what an operator runs as a replica. */
+export const exampleMain = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "../build/example/main.js")
+
+export interface Replica {
+  readonly url: string
+  readonly child: ChildProcess.ChildProcess
+}
+
+/** Starts one replica; it is killed (if still running) when the scope closes. */
+export const startReplica = (env: Record<string, string>) =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<Replica>((resolve, reject) => {
+        const child = ChildProcess.spawn(process.execPath, [exampleMain], {
+          env: { PATH: process.env["PATH"] ?? "", TMPDIR: process.env["TMPDIR"] ?? "/tmp", ...env },
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+        let stderr = ""
+        child.stderr!.on("data", (d) => (stderr += String(d)))
+        child.once("exit", (code) => reject(new Error(`a replica exited (${code}) before listening: ${stderr}`)))
+        createInterface({ input: child.stdout! }).once("line", (line) => {
+          const match = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(line)
+          if (match === null) reject(new Error(`unexpected first line: ${line}`))
+          else resolve({ url: match[1]!, child })
+        })
+      })
+    ),
+    (replica) =>
+      Effect.promise(() =>
+        replica.child.exitCode !== null || replica.child.signalCode !== null
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+            replica.child.once("exit", () => resolve())
+            replica.child.kill("SIGTERM")
+          })
+      )
+  )

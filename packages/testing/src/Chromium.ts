@@ -1,0 +1,85 @@
+/**
+ * A real Chromium for browser tests (the daemon's login page, the example web app): `CHROMIUM_PATH` if set;
+ * else the Chromium inside `@sparticuz/chromium` (extracted into the temporary directory, removed when the
+ * process exits); else Debian's `/usr/bin/chromium`. It fails, never skips, when there is none.
+ *
+ * A separate entry (`@strava-auth/testing/Chromium`): it needs the optional peers `@sparticuz/chromium` and
+ * `playwright-core`, which the rest of the package does not.
+ *
+ * @since 0.3.0
+ */
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
+import sparticuz from "@sparticuz/chromium"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import { type Browser, chromium } from "playwright-core"
+
+// Where sparticuz extracts its binary (it uses `os.tmpdir()`): a directory of our own, removed after the file.
+let extracted: string | undefined
+process.once("exit", () => {
+  if (extracted !== undefined) Fs.rmSync(extracted, { recursive: true, force: true })
+})
+
+// sparticuz's flags that weaken the web's security model are left out: this test is about cookies and redirects.
+const weakening = ["--disable-web-security", "--allow-running-insecure-content", "--disable-site-isolation-trials"]
+
+const ownFlags = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync"
+]
+
+let resolved: Promise<{ readonly executablePath: string; readonly args: ReadonlyArray<string> }> | undefined
+
+const sparticuzBrowser = async () => {
+  extracted = Fs.mkdtempSync(Path.join(Os.tmpdir(), "chromium-"))
+  const previous = process.env["TMPDIR"]
+  process.env["TMPDIR"] = extracted
+  try {
+    sparticuz.setGraphicsMode = false // no WebGL: nothing to extract but the binary and its fonts
+    const executablePath = await sparticuz.executablePath()
+    return { executablePath, args: [...sparticuz.args.filter((a) => !weakening.includes(a)), ...ownFlags] }
+  } finally {
+    if (previous === undefined) delete process.env["TMPDIR"]
+    else process.env["TMPDIR"] = previous
+  }
+}
+
+const findBrowser = () =>
+  resolved ??= (async () => {
+    const fromEnv = process.env["CHROMIUM_PATH"]
+    if (fromEnv !== undefined && fromEnv !== "") {
+      if (!Fs.existsSync(fromEnv)) throw new Error(`CHROMIUM_PATH is ${fromEnv}, which does not exist`)
+      return { executablePath: fromEnv, args: ownFlags }
+    }
+    try {
+      return await sparticuzBrowser()
+    } catch (error) {
+      if (Fs.existsSync("/usr/bin/chromium")) return { executablePath: "/usr/bin/chromium", args: ownFlags }
+      throw new Error(
+        `no Chromium: @sparticuz/chromium failed (${String(error)}), /usr/bin/chromium is missing and ` +
+          "CHROMIUM_PATH is not set. Run pnpm install, or apt-get install chromium, or set CHROMIUM_PATH."
+      )
+    }
+  })()
+
+/**
+ * A headless browser, closed when the scope closes.
+ *
+ * @since 0.3.0
+ * @category browsers
+ */
+export const launch: Effect.Effect<Browser, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const { args, executablePath } = await findBrowser()
+    return chromium.launch({ executablePath, headless: true, args: [...args] })
+  }),
+  (browser: Browser) => Effect.promise(() => browser.close())
+)
