@@ -184,4 +184,55 @@ describe("Connect with Strava: routes on two replicas and one PostgreSQL", () =>
       assert.isTrue(Option.isNone(yield* allowing.store.get("5001")))
       assert.isUndefined(yield* allowing.mock.liveRefreshToken(5001))
     }).pipe(Effect.scoped))
+
+  it.live("a fresh code refused as AuthorizationCode/code/invalid is tried once more after the delay, then accepted", () =>
+    Effect.gen(function*() {
+      const { a, mock, store } = yield* setup()
+      const who = browser()
+      const callback = yield* begin(mock, a.url, who, { athleteId: 5001 })
+      const refusal = {
+        _tag: "Envelope",
+        status: 400,
+        resource: "AuthorizationCode",
+        field: "code",
+        code: "invalid"
+      } as const
+      yield* mock.inject({ endpoint: "token", fault: refusal, when: { times: 1 } })
+      const done = yield* Effect.promise(() => who.request(onReplica(callback, a.url)))
+      assert.strictEqual(done.status, 303)
+      assert.isTrue(Option.isSome(yield* store.get("5001")))
+      const exchanges = (yield* mock.log).filter((e) => e.endpoint === "token" && e.grantType === "authorization_code")
+      assert.strictEqual(exchanges.length, 2)
+      assert.isAtLeast(exchanges[1]!.at - exchanges[0]!.at, 100) // the configured delay (2 s by default)
+    }).pipe(Effect.scoped))
+
+  it.live("a code refused twice is reported on a page, and nothing is stored; other refusals are not retried", () =>
+    Effect.gen(function*() {
+      const { a, mock, store } = yield* setup()
+      const who = browser()
+      const callback = yield* begin(mock, a.url, who, { athleteId: 5001 })
+      const refusal = {
+        _tag: "Envelope",
+        status: 400,
+        resource: "AuthorizationCode",
+        field: "code",
+        code: "invalid"
+      } as const
+      yield* mock.inject({ endpoint: "token", fault: refusal, when: { times: 2 } })
+      const page = yield* Effect.promise(() => who.request(onReplica(callback, a.url)))
+      assert.strictEqual(page.status, 502)
+      assert.include(page.text, "Strava did not complete the connection")
+      assert.isTrue(Option.isNone(yield* store.get("5001")))
+      // A used code (RequestToken/code/invalid) is refused for good: one attempt only.
+      yield* mock.clearLog
+      const second = yield* begin(mock, a.url, who, { athleteId: 5001 })
+      yield* mock.inject({
+        endpoint: "token",
+        fault: { _tag: "Envelope", status: 400, resource: "RequestToken", field: "code", code: "invalid" },
+        when: { times: 1 }
+      })
+      assert.strictEqual((yield* Effect.promise(() => who.request(onReplica(second, a.url)))).status, 502)
+      const exchanges = (yield* mock.log).filter((e) => e.endpoint === "token" && e.grantType === "authorization_code")
+      assert.strictEqual(exchanges.length, 1)
+    }).pipe(Effect.scoped))
 })

@@ -12,7 +12,7 @@
  */
 import type { Endpoint, Outcome } from "./Simulator.js"
 import type { Response } from "./StravaResponse.js"
-import { outagePage, rateLimited } from "./StravaResponse.js"
+import { envelope, outagePage, rateLimited } from "./StravaResponse.js"
 
 /**
  * @since 0.1.0
@@ -25,6 +25,19 @@ export type Fault =
   | { readonly _tag: "Reset"; readonly processed?: boolean }
   | { readonly _tag: "MalformedJson"; readonly processed?: boolean }
   | { readonly _tag: "Slow"; readonly millis: number; readonly processed?: boolean }
+  /**
+   * Strava's error envelope with this status and error item, e.g. a fresh authorization code refused as
+   * `AuthorizationCode`/`code`/`invalid` (real apps saw that, then the same code accepted two seconds later).
+   * Not processed unless `processed`: a refused code stays unused.
+   */
+  | {
+    readonly _tag: "Envelope"
+    readonly status: number
+    readonly resource: string
+    readonly field: string
+    readonly code: string
+    readonly processed?: boolean
+  }
 
 /**
  * When a plan fires.
@@ -125,6 +138,8 @@ export const describe = (fault: Fault): string => {
       return "reset"
     case "MalformedJson":
       return "malformed json"
+    case "Envelope":
+      return `${fault.status} ${fault.resource}/${fault.field}/${fault.code}`
   }
 }
 
@@ -163,6 +178,18 @@ export const apply = (
         _tag: "Respond",
         response: answered ?? outagePage(503),
         delayMillis: fault.millis
+      }
+    case "Envelope":
+      return {
+        _tag: "Respond",
+        response: envelope(
+          fault.status,
+          fault.status === 401 ? "Authorization Error" : "Bad Request",
+          fault.resource,
+          fault.field,
+          fault.code
+        ),
+        delayMillis: 0
       }
   }
 }
