@@ -87,7 +87,12 @@ const exists = (file: string) => fs.stat(file).then(() => true, () => false)
  */
 export const start = (
   directory: string,
-  options: { readonly persistent?: boolean; readonly log?: (line: string) => void } = {}
+  options: {
+    readonly persistent?: boolean
+    readonly log?: (line: string) => void
+    /** Default: a free port. */
+    readonly port?: number
+  } = {}
 ): Effect.Effect<Running, EmbeddedPostgresError, Scope.Scope> =>
   Effect.gen(function*() {
     const fail = (doing: string) => (cause: unknown) =>
@@ -113,6 +118,22 @@ export const start = (
       },
       catch: fail(`creating ${directory}`)
     })
+    if (root) {
+      // The server runs as `postgres`: every directory above its own must let others pass through.
+      const blocked = yield* Effect.promise(async () => {
+        for (let dir = path.dirname(path.resolve(directory));; dir = path.dirname(dir)) {
+          const stat = await fs.stat(dir)
+          if ((stat.mode & 0o001) === 0) return dir
+          if (dir === path.dirname(dir)) return undefined
+        }
+      })
+      if (blocked !== undefined) {
+        return yield* new EmbeddedPostgresError({
+          detail: `as root, PostgreSQL runs as the user postgres, which cannot pass through ${blocked} ` +
+            `(others have no x permission): choose a directory elsewhere (e.g. under /var/lib), or chmod o+x ${blocked}.`
+        })
+      }
+    }
     const initialised = yield* Effect.promise(() => exists(path.join(dataDir, "PG_VERSION")))
     const password = initialised
       ? yield* Effect.tryPromise({
@@ -126,7 +147,7 @@ export const start = (
         catch: fail(`writing ${passwordFile}`)
       })
     }
-    const port = yield* Effect.promise(freePort)
+    const port = options.port ?? (yield* Effect.promise(freePort))
     const log = options.log ?? (() => undefined)
     const server = new EmbeddedPostgres({
       databaseDir: dataDir,
