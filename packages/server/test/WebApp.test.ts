@@ -1,5 +1,7 @@
 // The example web app as an operator runs it (the build, configured by its environment, DATABASE_URL given),
 // driven in a real Chromium against the mock Strava server.
+import * as ChildProcess from "node:child_process"
+
 import { assert, describe, it } from "@effect/vitest"
 import { MockServer, MockStrava, Simulator } from "@strava-auth/testing"
 import { launch } from "@strava-auth/testing/Chromium"
@@ -8,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 
-import { freshDatabase, startReplica } from "./fixtures.js"
+import { exampleMain, freshDatabase, startReplica } from "./fixtures.js"
 
 const athletes = Simulator.makeAthletes(3, 8001).map((a, i) => ({ ...a, firstname: ["Ada", "Bea", "Cy"][i]! }))
 
@@ -96,4 +98,46 @@ describe("the example web app in a real browser", () => {
       }).pipe(Effect.scoped),
     { timeout: 60_000 }
   )
+
+  it.live("bad configuration: one line that says what to fix, exit 78, and no secret repeated", () =>
+    Effect.gen(function*() {
+      const runMain = (env: Record<string, string>) =>
+        Effect.promise(() =>
+          new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
+            const child = ChildProcess.spawn(process.execPath, [exampleMain], {
+              env: { PATH: process.env["PATH"] ?? "", TMPDIR: process.env["TMPDIR"] ?? "/tmp", ...env },
+              stdio: ["ignore", "pipe", "pipe"]
+            })
+            let stderr = ""
+            let stdout = ""
+            child.stderr!.on("data", (d) => (stderr += String(d)))
+            child.stdout!.on("data", (d) => (stdout += String(d)))
+            child.once("exit", (code) => resolve({ code, stderr, stdout }))
+          })
+        )
+      const base = {
+        STRAVA_CLIENT_ID: "12345",
+        STRAVA_CLIENT_SECRET: "a-secret-that-must-not-show",
+        STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests",
+        DATABASE_URL: "postgres://u:a-password-that-must-not-show@127.0.0.1:1/db",
+        PORT: "0"
+      }
+      const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
+        [{ ...base, STRAVA_CLIENT_ID: "" }, "STRAVA_CLIENT_ID"],
+        [{ ...base, STRAVA_WEBHOOK_VERIFY_TOKEN: "" }, "STRAVA_WEBHOOK_VERIFY_TOKEN"],
+        [{ ...base, DATABASE_URL: "mysql://u:a-password-that-must-not-show@h/db" }, "must start with postgres://"],
+        [{ ...base, PORT: "99999" }, "PORT must be 0 to 65535"],
+        [{ ...base, STRAVA_AUTH_REFRESH_MARGIN: "soon" }, "STRAVA_AUTH_REFRESH_MARGIN"],
+        [{ ...base, STRAVA_AUTH_ENCRYPTION_KEY: "short" }, "not 32 bytes of base64"],
+        [base, "the database did not answer"]
+      ]
+      for (const [env, expected] of cases) {
+        const result = yield* runMain(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")))
+        assert.strictEqual(result.code, 78, `${expected}: ${result.stderr}`)
+        assert.include(result.stderr, expected)
+        assert.strictEqual(result.stdout, "")
+        assert.notInclude(result.stderr, "a-secret-that-must-not-show")
+        assert.notInclude(result.stderr, "a-password-that-must-not-show")
+      }
+    }), { timeout: 60_000 })
 })

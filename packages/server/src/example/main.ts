@@ -139,5 +139,5 @@ main.pipe(
   Effect.provide(NodeContext.layer),
   // Logs go to stderr (logfmt): stdout's first line is the address.
   Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
-  NodeRuntime.runMain
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )
