@@ -54,6 +54,14 @@ describe("AuthorizeUrl", () => {
       )
     }))
 
+  it.effect("drops every trailing slash of the base, so the path is never doubled", () =>
+    Effect.gen(function*() {
+      for (const baseUrl of ["http://127.0.0.1:9", "http://127.0.0.1:9/", "http://127.0.0.1:9///"]) {
+        const url = yield* AuthorizeUrl.make({ clientId: 7, redirectUri: "x", scope: "read", baseUrl })
+        assert.isTrue(url.startsWith("http://127.0.0.1:9/oauth/authorize?client_id=7&"), `${baseUrl}: ${url}`)
+      }
+    }))
+
   it.effect("fails on an unknown scope before building anything", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(AuthorizeUrl.make({ clientId: 1, redirectUri: "x", scope: "read,write" }))

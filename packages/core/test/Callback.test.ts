@@ -65,6 +65,43 @@ describe("Callback", () => {
       }
     }))
 
+  it.effect("accepts a URL object, ignoring its fragment", () =>
+    Effect.gen(function*() {
+      const cb = yield* Callback.parse(new URL(`http://localhost:8123/cb?state=${state}&code=u1&scope=read#_=_`), {
+        state
+      })
+      assert.strictEqual(Redacted.value(cb.code), "u1")
+      assert.deepStrictEqual(cb.scopes, ["read"])
+    }))
+
+  it.effect("trims whitespace around a pasted redirect, for a URL and for a bare query", () =>
+    Effect.gen(function*() {
+      const url = yield* Callback.parse(`  http://localhost:8123/cb?state=${state}&scope=read&code=w1 \n`, { state })
+      const bare = yield* Callback.parse(`\t state=${state}&scope=read&code=w2  `, { state })
+      assert.strictEqual(Redacted.value(url.code), "w1")
+      assert.strictEqual(Redacted.value(bare.code), "w2")
+    }))
+
+  it.effect("a redirect with no state parameter at all is StateMismatch Missing, not Mismatch", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Callback.parse("?code=abc&scope=read", { state }))
+      assert.strictEqual(error._tag === "StateMismatch" && error.reason, "Missing")
+    }))
+
+  it.effect("an empty code is MissingCode", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Callback.parse(`?state=${state}&code=&scope=read`, { state }))
+      assert.strictEqual(error._tag, "MissingCode")
+    }))
+
+  it.effect("scopes this version does not know are dropped; no scope parameter grants none", () =>
+    Effect.gen(function*() {
+      const unknown = yield* Callback.parse(`?state=${state}&code=x&scope=read,future:scope,activity:read`, { state })
+      assert.deepStrictEqual(unknown.scopes, ["read", "activity:read"])
+      const none = yield* Callback.parse(`?state=${state}&code=x`, { state })
+      assert.deepStrictEqual(none.scopes, [])
+    }))
+
   it("never throws on arbitrary input: it succeeds or fails with a typed error", () => {
     FastCheck.assert(FastCheck.property(FastCheck.string(), (input) => {
       const exit = Effect.runSyncExit(Callback.parse(input, { state }))
