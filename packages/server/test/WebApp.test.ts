@@ -2,7 +2,11 @@
 // driven in a real Chromium against the mock Strava server.
 import * as ChildProcess from "node:child_process"
 
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { assert, describe, it } from "@effect/vitest"
+import * as PushSubscription from "@strava-auth/core/PushSubscription"
+import * as StravaConfig from "@strava-auth/core/StravaConfig"
+import * as StravaOAuth from "@strava-auth/core/StravaOAuth"
 import { MockServer, MockStrava, Simulator } from "@strava-auth/testing"
 import { launch } from "@strava-auth/testing/Chromium"
 import * as Context from "effect/Context"
@@ -99,45 +103,149 @@ describe("the example web app in a real browser", () => {
     { timeout: 60_000 }
   )
 
-  it.live("bad configuration: one line that says what to fix, exit 78, and no secret repeated", () =>
-    Effect.gen(function*() {
-      const runMain = (env: Record<string, string>) =>
-        Effect.promise(() =>
-          new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
-            const child = ChildProcess.spawn(process.execPath, [exampleMain], {
-              env: { PATH: process.env["PATH"] ?? "", TMPDIR: process.env["TMPDIR"] ?? "/tmp", ...env },
-              stdio: ["ignore", "pipe", "pipe"]
+  it.live(
+    "bad configuration: one line that says what to fix, exit 78, and no secret repeated",
+    () =>
+      Effect.gen(function*() {
+        const runMain = (env: Record<string, string>) =>
+          Effect.promise(() =>
+            new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
+              const child = ChildProcess.spawn(process.execPath, [exampleMain], {
+                env: { PATH: process.env["PATH"] ?? "", TMPDIR: process.env["TMPDIR"] ?? "/tmp", ...env },
+                stdio: ["ignore", "pipe", "pipe"]
+              })
+              let stderr = ""
+              let stdout = ""
+              child.stderr!.on("data", (d) => (stderr += String(d)))
+              child.stdout!.on("data", (d) => (stdout += String(d)))
+              child.once("exit", (code) => resolve({ code, stderr, stdout }))
             })
-            let stderr = ""
-            let stdout = ""
-            child.stderr!.on("data", (d) => (stderr += String(d)))
-            child.stdout!.on("data", (d) => (stdout += String(d)))
-            child.once("exit", (code) => resolve({ code, stderr, stdout }))
-          })
+          )
+        const base = {
+          STRAVA_CLIENT_ID: "12345",
+          STRAVA_CLIENT_SECRET: "a-secret-that-must-not-show",
+          STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests",
+          DATABASE_URL: "postgres://u:a-password-that-must-not-show@127.0.0.1:1/db",
+          PORT: "0"
+        }
+        const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
+          [{ ...base, STRAVA_CLIENT_ID: "" }, "STRAVA_CLIENT_ID"],
+          [{ ...base, STRAVA_WEBHOOK_VERIFY_TOKEN: "" }, "STRAVA_WEBHOOK_VERIFY_TOKEN"],
+          [{ ...base, DATABASE_URL: "mysql://u:a-password-that-must-not-show@h/db" }, "must start with postgres://"],
+          [{ ...base, PORT: "99999" }, "PORT must be 0 to 65535"],
+          [{ ...base, STRAVA_AUTH_REFRESH_MARGIN: "soon" }, "STRAVA_AUTH_REFRESH_MARGIN"],
+          [{ ...base, STRAVA_AUTH_ENCRYPTION_KEY: "short" }, "not 32 bytes of base64"],
+          [base, "the database did not answer"]
+        ]
+        for (const [env, expected] of cases) {
+          const result = yield* runMain(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")))
+          assert.strictEqual(result.code, 78, `${expected}: ${result.stderr}`)
+          assert.include(result.stderr, expected)
+          assert.strictEqual(result.stdout, "")
+          assert.notInclude(result.stderr, "a-secret-that-must-not-show")
+          assert.notInclude(result.stderr, "a-password-that-must-not-show")
+        }
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.live(
+    "past the app's athlete cap Strava refuses a new athlete on its own page; the app's page shows the count",
+    () =>
+      Effect.gen(function*() {
+        const context = yield* Layer.build(MockServer.layer({ athletes, athleteCap: 1 }))
+        const server = Context.get(context, MockServer.MockServer)
+        const mock = Context.get(context, MockStrava.MockStrava)
+        const app = yield* startReplica({
+          DATABASE_URL: Redacted.value(yield* freshDatabase),
+          PORT: "0",
+          STRAVA_CLIENT_ID: mock.app.clientId,
+          STRAVA_CLIENT_SECRET: mock.app.clientSecret,
+          STRAVA_BASE_URL: server.url,
+          STRAVA_API_URL: server.apiUrl,
+          STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests"
+        })
+        const browser = yield* launch
+        const result = yield* Effect.promise(async () => {
+          const first = await (await browser.newContext()).newPage()
+          await first.goto(app.url)
+          await first.click("#connect")
+          await first.selectOption("#athlete-select", "8003")
+          await Promise.all([first.waitForURL(`${app.url}/`), first.click("#authorize")])
+          // Another athlete (the mock's signed-in one, 8001, not connected): Strava refuses on its own page.
+          const second = await (await browser.newContext()).newPage()
+          await second.goto(app.url)
+          await second.click("#connect")
+          await second.waitForLoadState()
+          return {
+            url: second.url(),
+            text: (await second.textContent("body")) ?? "",
+            count: await first.reload().then(() => first.textContent("#count"))
+          }
+        })
+        assert.include(result.text, "Limit of connected athletes exceeded")
+        assert.isTrue(result.url.startsWith(server.url), "the athlete stays on Strava's page")
+        assert.strictEqual(result.count, "1 athlete connected.")
+      }).pipe(Effect.scoped),
+    { timeout: 60_000 }
+  )
+
+  it.live(
+    "Strava's deauthorization event, delivered to one replica, removes the grant for all within 2 seconds",
+    () =>
+      Effect.gen(function*() {
+        const context = yield* Layer.build(MockServer.layer({ athletes }))
+        const server = Context.get(context, MockServer.MockServer)
+        const mock = Context.get(context, MockStrava.MockStrava)
+        const env = {
+          DATABASE_URL: Redacted.value(yield* freshDatabase),
+          PORT: "0",
+          STRAVA_CLIENT_ID: mock.app.clientId,
+          STRAVA_CLIENT_SECRET: mock.app.clientSecret,
+          STRAVA_BASE_URL: server.url,
+          STRAVA_API_URL: server.apiUrl,
+          STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests"
+        }
+        const a = yield* startReplica(env)
+        const b = yield* startReplica(env)
+        // The subscription points at replica A (Strava validates it there).
+        const oauth = yield* StravaOAuth.make.pipe(
+          Effect.provide(FetchHttpClient.layer),
+          Effect.provide(StravaConfig.layer({
+            clientId: mock.app.clientId,
+            clientSecret: mock.app.clientSecret,
+            baseUrl: server.url,
+            apiUrl: server.apiUrl
+          }))
         )
-      const base = {
-        STRAVA_CLIENT_ID: "12345",
-        STRAVA_CLIENT_SECRET: "a-secret-that-must-not-show",
-        STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests",
-        DATABASE_URL: "postgres://u:a-password-that-must-not-show@127.0.0.1:1/db",
-        PORT: "0"
-      }
-      const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
-        [{ ...base, STRAVA_CLIENT_ID: "" }, "STRAVA_CLIENT_ID"],
-        [{ ...base, STRAVA_WEBHOOK_VERIFY_TOKEN: "" }, "STRAVA_WEBHOOK_VERIFY_TOKEN"],
-        [{ ...base, DATABASE_URL: "mysql://u:a-password-that-must-not-show@h/db" }, "must start with postgres://"],
-        [{ ...base, PORT: "99999" }, "PORT must be 0 to 65535"],
-        [{ ...base, STRAVA_AUTH_REFRESH_MARGIN: "soon" }, "STRAVA_AUTH_REFRESH_MARGIN"],
-        [{ ...base, STRAVA_AUTH_ENCRYPTION_KEY: "short" }, "not 32 bytes of base64"],
-        [base, "the database did not answer"]
-      ]
-      for (const [env, expected] of cases) {
-        const result = yield* runMain(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")))
-        assert.strictEqual(result.code, 78, `${expected}: ${result.stderr}`)
-        assert.include(result.stderr, expected)
-        assert.strictEqual(result.stdout, "")
-        assert.notInclude(result.stderr, "a-secret-that-must-not-show")
-        assert.notInclude(result.stderr, "a-password-that-must-not-show")
-      }
-    }), { timeout: 60_000 })
+        const subscribed = yield* PushSubscription.create({
+          callbackUrl: `${a.url}/strava/webhook`,
+          verifyToken: Redacted.make("verify-token-for-tests")
+        }).pipe(Effect.provideService(StravaOAuth.StravaOAuth, oauth), Effect.orDie)
+        assert.isTrue(subscribed.created)
+        // An athlete connects through replica B and is served by both.
+        const start = yield* Effect.promise(() => fetch(`${b.url}/strava/connect`, { redirect: "manual" }))
+        const cookie = start.headers.getSetCookie()[0]!.split(";")[0]!
+        const callback = new URL(yield* mock.approve(start.headers.get("location")!, { athleteId: 8001 }))
+        yield* Effect.promise(() =>
+          fetch(`${b.url}${callback.pathname}${callback.search}`, { headers: { cookie }, redirect: "manual" })
+        )
+        for (const replica of [a, b]) {
+          assert.strictEqual((yield* Effect.promise(() => fetch(`${replica.url}/athletes/8001`))).status, 200)
+        }
+        // The athlete revokes the app on strava.com: Strava posts the event to replica A.
+        const revokedAt = Date.now()
+        yield* mock.revokeAthlete(8001)
+        let gone = false
+        while (!gone && Date.now() - revokedAt < 2000) {
+          gone = (yield* Effect.promise(() => fetch(`${b.url}/athletes/8001`))).status === 404
+          if (!gone) yield* Effect.sleep("25 millis")
+        }
+        assert.isTrue(gone, "replica B still serves the athlete 2 s after the event")
+        assert.strictEqual((yield* Effect.promise(() => fetch(`${a.url}/athletes/8001`))).status, 404)
+        const delivered = (yield* mock.deliveries).filter((d) => d.status === 200)
+        assert.strictEqual(delivered.length, 1)
+      }).pipe(Effect.scoped),
+    { timeout: 60_000 }
+  )
 })
