@@ -184,6 +184,11 @@ try {
   const oauthBench = await import("./lib/oauth-bench.mjs")
   const oauth = await oauthBench.run(quick ? 50 : 200)
 
+  // 6. The web app package: the example app's GET /athletes/:id vs the mock's API with a known token, and
+  //    Athletes.tokenFor on a warm grant vs the primary-key SELECT it starts with.
+  const webBench = await import("./lib/web-bench.mjs")
+  const web = await webBench.run(s, quick ? 50 : 200)
+
   for (const connections of [1, 64]) {
     const o = loads[connections].ours
     const b = loads[connections].bare
@@ -254,6 +259,23 @@ try {
       ratio <= 1.3 ? "yes" : "no"
     )
   }
+  const webRatio = web.athlete.app / web.athlete.direct
+  row(
+    "`GET /athletes/:id` through the example app vs the mock's `GET /athlete` with a known token (median ms)",
+    fmt(web.athlete.app, 3),
+    fmt(web.athlete.direct, 3),
+    `${fmt(webRatio, 2)}×`,
+    "≤ 1.2×",
+    webRatio <= 1.2 ? "yes" : "no"
+  )
+  row(
+    "`Athletes.tokenFor` on a warm grant, per replica: calls/s (vs its primary-key SELECT alone)",
+    fmt(1000 / web.tokenFor.ours, 0),
+    fmt(1000 / web.tokenFor.select, 0),
+    `${fmt(web.tokenFor.ours / web.tokenFor.select, 2)}× the time`,
+    "report",
+    "-"
+  )
 } finally {
   await s.stop()
 }
