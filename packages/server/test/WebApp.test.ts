@@ -248,4 +248,42 @@ describe("the example web app in a real browser", () => {
       }).pipe(Effect.scoped),
     { timeout: 60_000 }
   )
+
+  it.live(
+    "the app's rate budget spent: /athletes/:id answers 429 with Retry-After and Strava is not called",
+    () =>
+      Effect.gen(function*() {
+        const limits = { overall: { fifteenMinutes: 1000, daily: 10000 }, read: { fifteenMinutes: 3, daily: 1000 } }
+        const context = yield* Layer.build(MockServer.layer({ athletes, rateLimits: limits }))
+        const server = Context.get(context, MockServer.MockServer)
+        const mock = Context.get(context, MockStrava.MockStrava)
+        const app = yield* startReplica({
+          DATABASE_URL: Redacted.value(yield* freshDatabase),
+          PORT: "0",
+          STRAVA_CLIENT_ID: mock.app.clientId,
+          STRAVA_CLIENT_SECRET: mock.app.clientSecret,
+          STRAVA_BASE_URL: server.url,
+          STRAVA_API_URL: server.apiUrl,
+          STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests"
+        })
+        const start = yield* Effect.promise(() => fetch(`${app.url}/strava/connect`, { redirect: "manual" }))
+        const cookie = start.headers.getSetCookie()[0]!.split(";")[0]!
+        const callback = new URL(yield* mock.approve(start.headers.get("location")!, { athleteId: 8001 }))
+        yield* Effect.promise(() =>
+          fetch(`${app.url}${callback.pathname}${callback.search}`, { headers: { cookie }, redirect: "manual" })
+        )
+        const statuses: Array<number> = []
+        let retryAfter: string | null = null
+        for (let i = 0; i < 5; i++) {
+          const response = yield* Effect.promise(() => fetch(`${app.url}/athletes/8001`))
+          statuses.push(response.status)
+          if (response.status === 429) retryAfter = response.headers.get("retry-after")
+        }
+        assert.deepStrictEqual(statuses, [200, 200, 200, 429, 429])
+        const seconds = Number(retryAfter)
+        assert.isTrue(seconds >= 1 && seconds <= 15 * 60, `Retry-After ${retryAfter}: until the quarter hour ends`)
+        assert.strictEqual((yield* mock.log).filter((e) => e.endpoint === "athlete").length, 3)
+      }).pipe(Effect.scoped),
+    { timeout: 60_000 }
+  )
 })
