@@ -69,8 +69,9 @@ export interface AthletesShape {
   >
   /**
    * Revokes the athlete's grant at Strava, then removes it. The grant is removed only once Strava confirmed
-   * the revoke (or answered that the token is unknown, which Strava also answers with 200): on any failure it
-   * is kept, so the app can try again and is never left unable to revoke. Not connected: nothing to do.
+   * the revoke or said the grant is gone (a 200 for an unknown token, or the refresh token refused as
+   * invalid): on any other failure it is kept, so the app can try again and is never left unable to revoke.
+   * Not connected: nothing to do.
    */
   readonly disconnect: (
     athleteId: string | number
@@ -150,7 +151,10 @@ export const make = (
               const stored = yield* store.get(key)
               if (Option.isNone(stored)) return "not connected" as const
               // Either token revokes the whole grant; the refresh token is valid whatever the access token's age.
-              yield* oauth.revoke(stored.value.refreshToken, "refresh_token")
+              yield* oauth.revoke(stored.value.refreshToken, "refresh_token").pipe(
+                // Strava says the grant is gone already (the athlete revoked it): nothing left to revoke.
+                Effect.catchTag("InvalidGrant", () => Effect.void)
+              )
               yield* store.remove(key)
               return "revoked" as const
             })

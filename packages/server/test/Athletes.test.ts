@@ -139,4 +139,19 @@ describe("Athletes over PostgreSQL, two replicas, one mock Strava", () => {
       assert.isDefined(yield* mock.liveRefreshToken(id))
       assert.strictEqual(yield* a.athletes.disconnect(id), "revoked") // tried again: now it goes
     }))
+
+  it.scoped("disconnect removes the grant when Strava says it is gone already (the refresh token refused)", () =>
+    Effect.gen(function*() {
+      const mock = yield* MockStrava.make({ athletes })
+      const a = yield* replica(yield* freshDatabase, mock)
+      const id = athletes[0]!.id
+      yield* connect(mock, a, id)
+      yield* mock.inject({
+        endpoint: "revoke",
+        fault: { _tag: "Envelope", status: 400, resource: "RefreshToken", field: "refresh_token", code: "invalid" },
+        when: { times: 1 }
+      })
+      assert.strictEqual(yield* a.athletes.disconnect(id), "revoked")
+      assert.isTrue(Option.isNone(yield* a.store.get(String(id))))
+    }))
 })
