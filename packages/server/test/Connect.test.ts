@@ -1,14 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { GrantStore } from "@strava-auth/core/GrantStore"
-import { MockServer, MockStrava, Simulator } from "@strava-auth/testing"
+import type { MockStrava } from "@strava-auth/testing"
+import { Simulator } from "@strava-auth/testing"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 
 import type * as ConnectModule from "../src/Connect.js"
 import * as Connect from "../src/Connect.js"
-import { browser, freshDatabase, serveReplica } from "./fixtures.js"
+import { browser, freshDatabase, mockServer, serveReplica } from "./fixtures.js"
 
 const athletes: ReadonlyArray<Simulator.Athlete> = [5001, 5002].map((id) => ({
   ...Simulator.defaultAthlete,
@@ -20,9 +20,7 @@ const athletes: ReadonlyArray<Simulator.Athlete> = [5001, 5002].map((id) => ({
 /** A mock Strava server and two replicas of the app on one database, behind one public URL (replica A's). */
 const setup = (options: Partial<ConnectModule.Options> = {}) =>
   Effect.gen(function*() {
-    const context = yield* Layer.build(MockServer.layer({ athletes }))
-    const server = Context.get(context, MockServer.MockServer)
-    const mock = Context.get(context, MockStrava.MockStrava)
+    const { mock, server } = yield* mockServer({ athletes })
     const database = yield* freshDatabase
     const connected: Array<ConnectModule.Connected> = []
     const router = (publicUrl: string) =>

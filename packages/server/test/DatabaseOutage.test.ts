@@ -6,16 +6,13 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 
 import { assert, describe, it } from "@effect/vitest"
-import { MockServer, MockStrava, Simulator } from "@strava-auth/testing"
-import * as Context from "effect/Context"
+import { Simulator } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 
 import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
-import { startReplica } from "./fixtures.js"
+import { appEnv, connectThroughApp, mockServer, startReplica, within } from "./fixtures.js"
 
 const get = (url: string, init?: RequestInit) =>
   Effect.promise(() =>
@@ -24,17 +21,6 @@ const get = (url: string, init?: RequestInit) =>
       () => ({ status: 0, body: "" })
     )
   )
-
-/** Polls until `check` holds or `millis` pass. */
-const within = (millis: number, check: Effect.Effect<boolean>) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + millis
-    while (Date.now() < deadline) {
-      if (yield* check) return true
-      yield* Effect.sleep("50 millis")
-    }
-    return yield* check
-  })
 
 describe("the database goes away and comes back", () => {
   it.live(
@@ -51,30 +37,13 @@ describe("the database goes away and comes back", () => {
         }
         yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
         const athletes = Simulator.makeAthletes(1, 9001)
-        const mockContext = yield* Layer.build(MockServer.layer({ athletes }))
-        const server = Context.get(mockContext, MockServer.MockServer)
-        const mock = Context.get(mockContext, MockStrava.MockStrava)
+        const { mock, server } = yield* mockServer({ athletes })
 
         const first = yield* Scope.make()
         const db = yield* EmbeddedPostgres.start(Path.join(dir, "pg")).pipe(Scope.extend(first))
-        const app = yield* startReplica({
-          DATABASE_URL: Redacted.value(db.url),
-          PORT: "0",
-          STRAVA_CLIENT_ID: mock.app.clientId,
-          STRAVA_CLIENT_SECRET: mock.app.clientSecret,
-          STRAVA_BASE_URL: server.url,
-          STRAVA_API_URL: server.apiUrl,
-          STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests"
-        })
+        const app = yield* startReplica(appEnv(server, mock, db.url))
         // An athlete connects (in the browser's place: the start, Strava's answer, the callback).
-        const start = yield* Effect.promise(() => fetch(`${app.url}/strava/connect`, { redirect: "manual" }))
-        const cookie = start.headers.getSetCookie()[0]!.split(";")[0]!
-        const callback = yield* mock.approve(start.headers.get("location")!, { athleteId: 9001 })
-        const done = yield* get(`${app.url}${new URL(callback).pathname}${new URL(callback).search}`, {
-          headers: { cookie },
-          redirect: "manual"
-        })
-        assert.strictEqual(done.status, 303)
+        assert.strictEqual(yield* connectThroughApp(app.url, mock, 9001), 303)
         assert.strictEqual((yield* get(`${app.url}/athletes/9001`)).status, 200)
 
         // The database goes away.

@@ -14,7 +14,7 @@ import * as Redacted from "effect/Redacted"
 
 import * as Migrations from "../src/Migrations.js"
 import * as SqlGrantStore from "../src/SqlGrantStore.js"
-import { freshDatabase, pool, type Replica, startReplica } from "./fixtures.js"
+import { appEnv, freshDatabase, pool, type Replica, startReplica } from "./fixtures.js"
 
 const ATHLETES = 1000
 const athletes: ReadonlyArray<Simulator.Athlete> = Array.from({ length: ATHLETES }, (_, i) => ({
@@ -100,15 +100,7 @@ describe("three replicas on one PostgreSQL", () => {
         const sql = Context.get(dbContext, SqlClient.SqlClient)
         const comeDue = sql`UPDATE strava_grants SET expires_at = now() + interval '60 seconds'`.pipe(Effect.orDie)
 
-        const env = {
-          DATABASE_URL: Redacted.value(database),
-          PORT: "0",
-          STRAVA_CLIENT_ID: mock.app.clientId,
-          STRAVA_CLIENT_SECRET: mock.app.clientSecret,
-          STRAVA_BASE_URL: server.url,
-          STRAVA_API_URL: server.apiUrl,
-          STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests"
-        }
+        const env = appEnv(server, mock, database)
         const replicas = [yield* startReplica(env), yield* startReplica(env), yield* startReplica(env)]
 
         const refreshLog = Effect.map(mock.log, (log) =>

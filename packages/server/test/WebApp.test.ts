@@ -7,31 +7,19 @@ import { assert, describe, it } from "@effect/vitest"
 import * as PushSubscription from "@strava-auth/core/PushSubscription"
 import * as StravaConfig from "@strava-auth/core/StravaConfig"
 import * as StravaOAuth from "@strava-auth/core/StravaOAuth"
-import { MockServer, MockStrava, Simulator } from "@strava-auth/testing"
+import { Simulator } from "@strava-auth/testing"
 import { launch } from "@strava-auth/testing/Chromium"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 
-import { exampleMain, freshDatabase, startReplica } from "./fixtures.js"
+import { appEnv, connectThroughApp, exampleMain, freshDatabase, mockServer, startReplica } from "./fixtures.js"
 
 const athletes = Simulator.makeAthletes(3, 8001).map((a, i) => ({ ...a, firstname: ["Ada", "Bea", "Cy"][i]! }))
 
 const setup = Effect.gen(function*() {
-  const context = yield* Layer.build(MockServer.layer({ athletes }))
-  const server = Context.get(context, MockServer.MockServer)
-  const mock = Context.get(context, MockStrava.MockStrava)
+  const { mock, server } = yield* mockServer({ athletes })
   const database = yield* freshDatabase
-  const app = yield* startReplica({
-    DATABASE_URL: Redacted.value(database),
-    PORT: "0",
-    STRAVA_CLIENT_ID: mock.app.clientId,
-    STRAVA_CLIENT_SECRET: mock.app.clientSecret,
-    STRAVA_BASE_URL: server.url,
-    STRAVA_API_URL: server.apiUrl,
-    STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests"
-  })
+  const app = yield* startReplica(appEnv(server, mock, database))
   return { app, mock, server }
 })
 
@@ -153,18 +141,8 @@ describe("the example web app in a real browser", () => {
     "past the app's athlete cap Strava refuses a new athlete on its own page; the app's page shows the count",
     () =>
       Effect.gen(function*() {
-        const context = yield* Layer.build(MockServer.layer({ athletes, athleteCap: 1 }))
-        const server = Context.get(context, MockServer.MockServer)
-        const mock = Context.get(context, MockStrava.MockStrava)
-        const app = yield* startReplica({
-          DATABASE_URL: Redacted.value(yield* freshDatabase),
-          PORT: "0",
-          STRAVA_CLIENT_ID: mock.app.clientId,
-          STRAVA_CLIENT_SECRET: mock.app.clientSecret,
-          STRAVA_BASE_URL: server.url,
-          STRAVA_API_URL: server.apiUrl,
-          STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests"
-        })
+        const { mock, server } = yield* mockServer({ athletes, athleteCap: 1 })
+        const app = yield* startReplica(appEnv(server, mock, yield* freshDatabase))
         const browser = yield* launch
         const result = yield* Effect.promise(async () => {
           const first = await (await browser.newContext()).newPage()
@@ -194,18 +172,8 @@ describe("the example web app in a real browser", () => {
     "Strava's deauthorization event, delivered to one replica, removes the grant for all within 2 seconds",
     () =>
       Effect.gen(function*() {
-        const context = yield* Layer.build(MockServer.layer({ athletes }))
-        const server = Context.get(context, MockServer.MockServer)
-        const mock = Context.get(context, MockStrava.MockStrava)
-        const env = {
-          DATABASE_URL: Redacted.value(yield* freshDatabase),
-          PORT: "0",
-          STRAVA_CLIENT_ID: mock.app.clientId,
-          STRAVA_CLIENT_SECRET: mock.app.clientSecret,
-          STRAVA_BASE_URL: server.url,
-          STRAVA_API_URL: server.apiUrl,
-          STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests"
-        }
+        const { mock, server } = yield* mockServer({ athletes })
+        const env = appEnv(server, mock, yield* freshDatabase)
         const a = yield* startReplica(env)
         const b = yield* startReplica(env)
         // The subscription points at replica A (Strava validates it there).
@@ -224,12 +192,7 @@ describe("the example web app in a real browser", () => {
         }).pipe(Effect.provideService(StravaOAuth.StravaOAuth, oauth), Effect.orDie)
         assert.isTrue(subscribed.created)
         // An athlete connects through replica B and is served by both.
-        const start = yield* Effect.promise(() => fetch(`${b.url}/strava/connect`, { redirect: "manual" }))
-        const cookie = start.headers.getSetCookie()[0]!.split(";")[0]!
-        const callback = new URL(yield* mock.approve(start.headers.get("location")!, { athleteId: 8001 }))
-        yield* Effect.promise(() =>
-          fetch(`${b.url}${callback.pathname}${callback.search}`, { headers: { cookie }, redirect: "manual" })
-        )
+        yield* connectThroughApp(b.url, mock, 8001)
         for (const replica of [a, b]) {
           assert.strictEqual((yield* Effect.promise(() => fetch(`${replica.url}/athletes/8001`))).status, 200)
         }
@@ -254,24 +217,9 @@ describe("the example web app in a real browser", () => {
     () =>
       Effect.gen(function*() {
         const limits = { overall: { fifteenMinutes: 1000, daily: 10000 }, read: { fifteenMinutes: 3, daily: 1000 } }
-        const context = yield* Layer.build(MockServer.layer({ athletes, rateLimits: limits }))
-        const server = Context.get(context, MockServer.MockServer)
-        const mock = Context.get(context, MockStrava.MockStrava)
-        const app = yield* startReplica({
-          DATABASE_URL: Redacted.value(yield* freshDatabase),
-          PORT: "0",
-          STRAVA_CLIENT_ID: mock.app.clientId,
-          STRAVA_CLIENT_SECRET: mock.app.clientSecret,
-          STRAVA_BASE_URL: server.url,
-          STRAVA_API_URL: server.apiUrl,
-          STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests"
-        })
-        const start = yield* Effect.promise(() => fetch(`${app.url}/strava/connect`, { redirect: "manual" }))
-        const cookie = start.headers.getSetCookie()[0]!.split(";")[0]!
-        const callback = new URL(yield* mock.approve(start.headers.get("location")!, { athleteId: 8001 }))
-        yield* Effect.promise(() =>
-          fetch(`${app.url}${callback.pathname}${callback.search}`, { headers: { cookie }, redirect: "manual" })
-        )
+        const { mock, server } = yield* mockServer({ athletes, rateLimits: limits })
+        const app = yield* startReplica(appEnv(server, mock, yield* freshDatabase))
+        yield* connectThroughApp(app.url, mock, 8001)
         const statuses: Array<number> = []
         let retryAfter: string | null = null
         for (let i = 0; i < 5; i++) {

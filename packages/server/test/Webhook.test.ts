@@ -3,16 +3,15 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Callback from "@strava-auth/core/Callback"
 import { GrantStore } from "@strava-auth/core/GrantStore"
 import { StravaOAuth } from "@strava-auth/core/StravaOAuth"
-import { MockServer, MockStrava, Simulator } from "@strava-auth/testing"
+import { Simulator } from "@strava-auth/testing"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 
 import { Athletes } from "../src/Athletes.js"
 import * as Webhook from "../src/Webhook.js"
-import { freshDatabase, serveReplica } from "./fixtures.js"
+import { freshDatabase, mockServer, serveReplica, within } from "./fixtures.js"
 
 const athletes: ReadonlyArray<Simulator.Athlete> = [7001, 7002].map((id) => ({
   ...Simulator.defaultAthlete,
@@ -24,17 +23,6 @@ const athletes: ReadonlyArray<Simulator.Athlete> = [7001, 7002].map((id) => ({
 const verifyToken = Redacted.make("verify-me")
 const subscriptionId = 4242
 
-/** Polls `check` until it holds or `millis` pass. */
-const within = (millis: number, check: Effect.Effect<boolean>) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + millis
-    while (Date.now() < deadline) {
-      if (yield* check) return true
-      yield* Effect.sleep("20 millis")
-    }
-    return yield* check
-  })
-
 const setup = (
   options: {
     readonly processorA?: Webhook.ProcessorOptions | false
@@ -42,9 +30,7 @@ const setup = (
   } = {}
 ) =>
   Effect.gen(function*() {
-    const mockContext = yield* Layer.build(MockServer.layer({ athletes }))
-    const server = Context.get(mockContext, MockServer.MockServer)
-    const mock = Context.get(mockContext, MockStrava.MockStrava)
+    const { mock, server } = yield* mockServer({ athletes })
     const database = yield* freshDatabase
     const router = (_: string, wakeup: Webhook.Wakeup | undefined) =>
       Webhook.router({ verifyToken, subscriptionId }, wakeup)

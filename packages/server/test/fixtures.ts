@@ -12,6 +12,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { TokenSet } from "@strava-auth/core/Token"
+import { MockServer, MockStrava } from "@strava-auth/testing"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -169,3 +170,48 @@ export const startReplica = (env: Record<string, string>) =>
           })
       )
   )
+
+/** Polls `check` until it holds or `millis` pass (no sleeping to wait for a thing: a deadline). */
+export const within = (millis: number, check: Effect.Effect<boolean>) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + millis
+    while (Date.now() < deadline) {
+      if (yield* check) return true
+      yield* Effect.sleep("25 millis")
+    }
+    return yield* check
+  })
+
+/** The mock Strava as a loopback server, for the scope. */
+export const mockServer = (options: MockServer.Options = {}) =>
+  Effect.map(Layer.build(MockServer.layer(options)), (context) => ({
+    server: Context.get(context, MockServer.MockServer),
+    mock: Context.get(context, MockStrava.MockStrava)
+  }))
+
+/** The environment of an example app replica against `server`, on `database`. */
+export const appEnv = (
+  server: MockServer.MockServerShape,
+  mock: MockStrava.MockStravaShape,
+  database: Redacted.Redacted<string>
+): Record<string, string> => ({
+  DATABASE_URL: Redacted.value(database),
+  PORT: "0",
+  STRAVA_CLIENT_ID: mock.app.clientId,
+  STRAVA_CLIENT_SECRET: mock.app.clientSecret,
+  STRAVA_BASE_URL: server.url,
+  STRAVA_API_URL: server.apiUrl,
+  STRAVA_WEBHOOK_VERIFY_TOKEN: "verify-token-for-tests"
+})
+
+/** An athlete connects through a running app, as a browser would (the start, Strava's answer, the callback). */
+export const connectThroughApp = (appUrl: string, mock: MockStrava.MockStravaShape, athleteId: number) =>
+  Effect.gen(function*() {
+    const start = yield* Effect.promise(() => fetch(`${appUrl}/strava/connect`, { redirect: "manual" }))
+    const cookie = start.headers.getSetCookie()[0]!.split(";")[0]!
+    const callback = new URL(yield* mock.approve(start.headers.get("location")!, { athleteId }).pipe(Effect.orDie))
+    const done = yield* Effect.promise(() =>
+      fetch(`${appUrl}${callback.pathname}${callback.search}`, { headers: { cookie }, redirect: "manual" })
+    )
+    return done.status
+  })
