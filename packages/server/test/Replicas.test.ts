@@ -1,11 +1,8 @@
 // Three replicas of the example web app (separate processes, the shipped build, configured only by their
 // environment with DATABASE_URL) on one PostgreSQL, 1,000 connected athletes whose tokens come due, and bursts
 // of concurrent requests spread over the replicas. The mock Strava runs in this process, as a loopback server.
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
-import * as StravaConfig from "@strava-auth/core/StravaConfig"
-import * as StravaOAuth from "@strava-auth/core/StravaOAuth"
 import { MockServer, MockStrava, Simulator } from "@strava-auth/testing"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -14,7 +11,7 @@ import * as Redacted from "effect/Redacted"
 
 import * as Migrations from "../src/Migrations.js"
 import * as SqlGrantStore from "../src/SqlGrantStore.js"
-import { appEnv, freshDatabase, pool, type Replica, startReplica } from "./fixtures.js"
+import { appEnv, freshDatabase, oauthAgainst, pool, type Replica, startReplica } from "./fixtures.js"
 
 const ATHLETES = 1000
 const athletes: ReadonlyArray<Simulator.Athlete> = Array.from({ length: ATHLETES }, (_, i) => ({
@@ -77,15 +74,7 @@ describe("three replicas on one PostgreSQL", () => {
           Effect.provide(dbContext),
           Effect.orDie
         )
-        const oauth = yield* StravaOAuth.make.pipe(
-          Effect.provide(FetchHttpClient.layer),
-          Effect.provide(StravaConfig.layer({
-            clientId: mock.app.clientId,
-            clientSecret: mock.app.clientSecret,
-            baseUrl: server.url,
-            apiUrl: server.apiUrl
-          }))
-        )
+        const oauth = yield* oauthAgainst(server, mock)
         const t0 = Date.now()
         const phase = (name: string) => console.log(`${name}: ${Date.now() - t0} ms`)
         yield* Effect.forEach(athletes, (athlete) =>

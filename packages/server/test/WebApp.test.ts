@@ -2,17 +2,23 @@
 // driven in a real Chromium against the mock Strava server.
 import * as ChildProcess from "node:child_process"
 
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import * as PushSubscription from "@strava-auth/core/PushSubscription"
-import * as StravaConfig from "@strava-auth/core/StravaConfig"
 import * as StravaOAuth from "@strava-auth/core/StravaOAuth"
 import { Simulator } from "@strava-auth/testing"
 import { launch } from "@strava-auth/testing/Chromium"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 
-import { appEnv, connectThroughApp, exampleMain, freshDatabase, mockServer, startReplica } from "./fixtures.js"
+import {
+  appEnv,
+  connectThroughApp,
+  exampleMain,
+  freshDatabase,
+  mockServer,
+  oauthAgainst,
+  startReplica
+} from "./fixtures.js"
 
 const athletes = Simulator.makeAthletes(3, 8001).map((a, i) => ({ ...a, firstname: ["Ada", "Bea", "Cy"][i]! }))
 
@@ -177,15 +183,7 @@ describe("the example web app in a real browser", () => {
         const a = yield* startReplica(env)
         const b = yield* startReplica(env)
         // The subscription points at replica A (Strava validates it there).
-        const oauth = yield* StravaOAuth.make.pipe(
-          Effect.provide(FetchHttpClient.layer),
-          Effect.provide(StravaConfig.layer({
-            clientId: mock.app.clientId,
-            clientSecret: mock.app.clientSecret,
-            baseUrl: server.url,
-            apiUrl: server.apiUrl
-          }))
-        )
+        const oauth = yield* oauthAgainst(server, mock)
         const subscribed = yield* PushSubscription.create({
           callbackUrl: `${a.url}/strava/webhook`,
           verifyToken: Redacted.make("verify-token-for-tests")

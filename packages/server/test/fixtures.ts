@@ -11,6 +11,8 @@ import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
+import * as StravaConfig from "@strava-auth/core/StravaConfig"
+import * as StravaOAuth from "@strava-auth/core/StravaOAuth"
 import { TokenSet } from "@strava-auth/core/Token"
 import { MockServer, MockStrava } from "@strava-auth/testing"
 import * as Context from "effect/Context"
@@ -215,3 +217,15 @@ export const connectThroughApp = (appUrl: string, mock: MockStrava.MockStravaSha
     )
     return done.status
   })
+
+/** Core's OAuth service against the mock server (fetch), e.g. to connect athletes or subscribe from a test. */
+export const oauthAgainst = (server: MockServer.MockServerShape, mock: MockStrava.MockStravaShape) =>
+  StravaOAuth.make.pipe(
+    Effect.provide(FetchHttpClient.layer),
+    Effect.provide(StravaConfig.layer({
+      clientId: mock.app.clientId,
+      clientSecret: mock.app.clientSecret,
+      baseUrl: server.url,
+      apiUrl: server.apiUrl
+    }))
+  )
