@@ -223,8 +223,10 @@ export const make = (options: Options = {}): Effect.Effect<SqlGrantStore, never,
       on(
         lock.connection,
         Effect.gen(function*() {
-          yield* sql.unsafe("BEGIN")
+          // Open before BEGIN is sent: an interruption while it is in flight still rolls back (a ROLLBACK
+          // outside a transaction is only a warning), so no connection goes back to the pool inside one.
           lock.open = true
+          yield* sql.unsafe("BEGIN")
           yield* sql.unsafe(`SET LOCAL lock_timeout = ${lockTimeoutMillis}`)
           yield* sql`SELECT 1 FROM strava_grants WHERE athlete_id = ${id} FOR UPDATE`
         })
@@ -255,6 +257,29 @@ export const make = (options: Options = {}): Effect.Effect<SqlGrantStore, never,
         return changed.length === 1
       }).pipe(Effect.mapError(storeError(key, "writing the grant")))
 
+    // A write under the lock is made durable before it returns: commit the lock's transaction, then hold the
+    // row again for what is left of `withLock`. The write stands once the commit succeeded: if the row cannot be
+    // locked again (another holder, a lost connection), the transaction is rolled back and the rest of `withLock`
+    // runs without the lock (every caller's write is its last step), which is logged.
+    const commitHeld = (key: string, id: string, lock: Held) =>
+      Effect.gen(function*() {
+        yield* on(lock.connection, sql.unsafe("COMMIT")).pipe(Effect.mapError(storeError(key, "committing the grant")))
+        lock.open = false
+        yield* lockRow(key, id, lock).pipe(
+          Effect.catchAll((error) =>
+            Effect.zipRight(
+              on(lock.connection, sql.unsafe("ROLLBACK")).pipe(
+                Effect.ignore,
+                Effect.tap(() => Effect.sync(() => (lock.open = false)))
+              ),
+              Effect.logWarning("the grant was written; its lock could not be taken again").pipe(
+                Effect.annotateLogs({ athlete_id: key, error: error.message })
+              )
+            )
+          )
+        )
+      })
+
     const put: GrantStoreShape["put"] = (key, tokens, putOptions) =>
       Effect.gen(function*() {
         const id = yield* athleteId(key)
@@ -272,14 +297,7 @@ export const make = (options: Options = {}): Effect.Effect<SqlGrantStore, never,
         } else {
           yield* run(write(key, id, tokens, undefined))
         }
-        if (lock !== undefined) {
-          // Durable before it returns: commit the lock's transaction, then hold the row again.
-          yield* on(lock.connection, sql.unsafe("COMMIT")).pipe(
-            Effect.mapError(storeError(key, "committing the grant"))
-          )
-          lock.open = false
-          yield* lockRow(key, id, lock)
-        }
+        if (lock !== undefined) yield* commitHeld(key, id, lock)
       }).pipe(Effect.withSpan("SqlGrantStore.put", { attributes: { athlete_id: key } }))
 
     const withLock: GrantStoreShape["withLock"] = (key, effect) =>
@@ -296,7 +314,8 @@ export const make = (options: Options = {}): Effect.Effect<SqlGrantStore, never,
         )
         yield* lockRow(key, id, lock)
         const result = yield* Effect.locally(effect, held, new Map(current).set(key, lock))
-        yield* on(connection, sql.unsafe("COMMIT")).pipe(Effect.ignore) // every write was committed by `put`
+        // Every write under the lock was committed where it was made (`put`, `remove`): this ends reads only.
+        yield* on(connection, sql.unsafe("COMMIT")).pipe(Effect.ignore)
         lock.open = false
         return result
       }).pipe(Effect.scoped, Effect.withSpan("SqlGrantStore.withLock", { attributes: { athlete_id: key } }))
@@ -309,14 +328,20 @@ export const make = (options: Options = {}): Effect.Effect<SqlGrantStore, never,
         ),
       put,
       remove: (key) =>
-        Effect.flatMap(athleteId(key), (id) => forKey(key)(sql`DELETE FROM strava_grants WHERE athlete_id = ${id}`))
-          .pipe(
-            Effect.mapError((error) =>
-              error._tag === "SqlError" ? storeError(key, "removing the grant")(error) : error
-            ),
-            Effect.asVoid,
-            Effect.withSpan("SqlGrantStore.remove", { attributes: { athlete_id: key } })
-          ),
+        Effect.gen(function*() {
+          const id = yield* athleteId(key)
+          const lock = (yield* FiberRef.get(held)).get(key)
+          const remove = sql`DELETE FROM strava_grants WHERE athlete_id = ${id}`.pipe(
+            Effect.mapError(storeError(key, "removing the grant"))
+          )
+          if (lock === undefined) {
+            yield* remove
+          } else {
+            // Under the lock: durable before it returns, as `put`.
+            yield* on(lock.connection, remove)
+            yield* commitHeld(key, id, lock)
+          }
+        }).pipe(Effect.asVoid, Effect.withSpan("SqlGrantStore.remove", { attributes: { athlete_id: key } })),
       list: sql<{ readonly athlete_id: string }>`SELECT athlete_id::text AS athlete_id FROM strava_grants
         ORDER BY athlete_id`.pipe(
         Effect.map((rows) => rows.map((row) => row.athlete_id)),

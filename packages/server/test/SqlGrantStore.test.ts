@@ -249,12 +249,47 @@ describe("SqlGrantStore on a real PostgreSQL", () => {
       assert.include(yield* Effect.flip(TokenCipher.make(Redacted.make(twice))), `the id "x" is given twice`)
     }))
 
-  it.scoped("a database that is gone fails as a transient Io error that names no value", () =>
+  it.scoped("a remove under the lock is durable before withLock ends: another replica finds the grant gone", () =>
     Effect.gen(function*() {
-      const url = new URL(Redacted.value(yield* freshDatabase))
-      url.port = "1" // nothing listens there
-      const context = yield* Layer.build(pool(Redacted.make(url.toString()))).pipe(Effect.either)
-      // The pool checks the connection when it starts: that fails as the layer's error.
-      assert.isTrue(context._tag === "Left")
+      const url = yield* freshDatabase
+      const { store: a } = yield* storeOn(url)
+      const { store: b } = yield* storeOn(url)
+      yield* a.put(key1, set("x"))
+      const removed = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const holder = yield* Effect.fork(
+        a.withLock(
+          key1,
+          Effect.gen(function*() {
+            yield* a.remove(key1)
+            yield* Deferred.succeed(removed, undefined)
+            yield* Deferred.await(release)
+          })
+        )
+      )
+      yield* Deferred.await(removed)
+      assert.isTrue(Option.isNone(yield* b.get(key1)))
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      assert.isTrue(Option.isNone(yield* b.get(key1)))
+    }))
+
+  it.scoped("a database that is gone fails as a transient Io error that names the SQLSTATE and no value", () =>
+    Effect.gen(function*() {
+      const url = yield* freshDatabase
+      const { store } = yield* storeOn(url)
+      yield* store.put(key1, set("x"))
+      // The database disappears under the pool (its connections are closed by the server).
+      const name = new URL(Redacted.value(url)).pathname.slice(1)
+      const { raw: adminRaw } = yield* storeOn(yield* freshDatabase) // another database on the same server
+      yield* adminRaw((sql) => sql.unsafe(`DROP DATABASE ${name} WITH (FORCE)`)).pipe(Effect.orDie)
+      const error = yield* Effect.flip(store.get(key1))
+      assert.strictEqual(error._tag, "GrantStoreError")
+      assert.strictEqual(error.reason, "Io")
+      assert.isTrue(error.transient)
+      assert.match(error.message, /SQLSTATE \w+|no connection/)
+      assert.include(error.message, "it is tried again")
+      assert.notInclude(error.message, new URL(Redacted.value(url)).password)
+      assert.notInclude(error.message, "refresh-x")
     }))
 })
