@@ -29,6 +29,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { GrantStore } from "@strava-auth/core/GrantStore"
 import * as OAuthState from "@strava-auth/core/OAuthState"
 import { StravaOAuth } from "@strava-auth/core/StravaOAuth"
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Encoding from "effect/Encoding"
@@ -236,28 +237,29 @@ export const confirmDeauthorization = (
     const store = yield* GrantStore
     const oauth = yield* StravaOAuth
     const key = String(athleteId)
+    // The grant as it is before the check: only this one may be removed (a reconnect meanwhile is kept).
+    const before = yield* store.get(key).pipe(Effect.either)
+    if (before._tag === "Left") return undefined // the store did not answer: try again
+    if (Option.isNone(before.right)) return "no grant stored"
+    const seen = before.right.value
     const tokens = yield* Effect.either(athletes.tokensFor(key))
-    const dead = tokens._tag === "Left"
-      ? tokens.left._tag === "InvalidGrant" ||
-        (tokens.left._tag === "LoginRequired" &&
-          Option.isSome(yield* store.get(key).pipe(Effect.orElseSucceed(Option.none))))
-      : false
-    if (tokens._tag === "Left" && !dead) {
-      if (tokens.left._tag === "LoginRequired") return "no grant stored"
-      return undefined // Strava or the store did not answer: try again
-    }
-    if (tokens._tag === "Right") {
+    if (tokens._tag === "Left") {
+      // A refresh token Strava refuses, or a grant the engine already found dead, is the confirmation.
+      const dead = tokens.left._tag === "InvalidGrant" || tokens.left._tag === "LoginRequired"
+      if (!dead) return undefined // Strava or the store did not answer: try again
+    } else {
       const check = yield* Effect.either(oauth.getAthlete(tokens.right.accessToken))
       if (check._tag === "Right") return "kept: Strava still accepts the athlete's token"
       if (check.left._tag !== "Unauthorized") return undefined
     }
+    const confirmed = tokens._tag === "Right" ? tokens.right : seen
     // Confirmed: the grant's tokens are refused. Remove it, unless a new connect replaced it meanwhile.
     const removed = yield* store.withLock(
       key,
       Effect.gen(function*() {
         const now = yield* store.get(key)
         if (Option.isNone(now)) return "no grant stored"
-        if (tokens._tag === "Right" && !now.value.sameRefreshToken(tokens.right)) return "kept: reconnected"
+        if (!now.value.sameRefreshToken(confirmed)) return "kept: reconnected"
         yield* store.remove(key)
         return "removed"
       })
@@ -315,8 +317,14 @@ export const processor = (
         } else if (options.onEvent === undefined) {
           outcome = "ignored: no handler"
         } else {
-          const result = yield* Effect.either(options.onEvent(event))
-          outcome = result._tag === "Right" ? "handled" : undefined
+          // A failure or a defect of the app's handler: tried again at a later pass.
+          const result = yield* Effect.exit(Effect.suspend(() => options.onEvent!(event)))
+          if (result._tag === "Failure") {
+            yield* Effect.logWarning("the app's event handler failed; the event is tried again").pipe(
+              Effect.annotateLogs({ event_id: stored.id, attempt: stored.attempts })
+            )
+          }
+          outcome = result._tag === "Success" ? "handled" : undefined
         }
         if (outcome !== undefined) yield* finish(stored.id, outcome)
         else if (stored.attempts >= maxAttempts) yield* finish(stored.id, `given up after ${stored.attempts} attempts`)
@@ -331,10 +339,11 @@ export const processor = (
       }
       return rows.length
     }).pipe(
-      Effect.catchAll((error) =>
+      // Nothing stops the processor: a database error or anything unexpected is logged, and the next pass runs.
+      Effect.catchAllCause((cause) =>
         Effect.as(
           Effect.logWarning("webhook events could not be processed now").pipe(
-            Effect.annotateLogs({ error: error.message })
+            Effect.annotateLogs({ error: Cause.pretty(cause).split("\n")[0] ?? "" })
           ),
           0
         )

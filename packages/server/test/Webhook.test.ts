@@ -56,7 +56,7 @@ const setup = (
     const sql = Context.get(a.context, SqlClient.SqlClient)
     const events = sql<{ deliveries: number; outcome: string | null }>`SELECT deliveries, outcome
       FROM strava_webhook_events ORDER BY id`.pipe(Effect.orDie)
-    return { mock, a, b, connect, events }
+    return { mock, a, b, connect, events, sql }
   })
 
 const post = (url: string, body: unknown) =>
@@ -157,5 +157,67 @@ describe("The deauthorization webhook on two replicas", () => {
       yield* mock.revokeAthlete(7001)
       assert.strictEqual((yield* post(a.url, deauthorization(7001))).status, 200)
       assert.isTrue(yield* within(3000, Effect.map(events, (rows) => rows[0]?.outcome === "removed")))
+    }).pipe(Effect.scoped))
+
+  it.live("an event claimed by a replica that died is processed by another once the claim's lease runs out", () =>
+    Effect.gen(function*() {
+      const { a, connect, events, mock, sql } = yield* setup({
+        processorA: false,
+        processorB: { pollInterval: "100 millis" }
+      })
+      yield* connect(7001)
+      yield* mock.revokeAthlete(7001)
+      // A stored the event and claimed it (as its processor does), then died: the claim holds for a second.
+      assert.strictEqual((yield* post(a.url, deauthorization(7001))).status, 200)
+      yield* sql`UPDATE strava_webhook_events SET claimed_until = now() + interval '1 second', attempts = 1`.pipe(
+        Effect.orDie
+      )
+      const claimedAt = Date.now()
+      assert.isTrue(yield* within(5000, Effect.map(events, (rows) => rows[0]?.outcome === "removed")))
+      assert.isAtLeast(Date.now() - claimedAt, 900, "not taken before the lease ran out")
+    }).pipe(Effect.scoped))
+
+  it.live("the app's handler gets other events; one that fails or throws is tried again, and the processor goes on", () =>
+    Effect.gen(function*() {
+      const seen: Array<number> = []
+      let failures = 0
+      const { a, events } = yield* setup({
+        processorA: {
+          pollInterval: "100 millis",
+          lease: "1 second",
+          onEvent: (event) =>
+            Effect.suspend(() => {
+              if (event.object_id === 1 && failures === 0) {
+                failures++
+                throw new Error("the app's handler blew up")
+              }
+              if (event.object_id === 2 && failures === 1) {
+                failures++
+                return Effect.fail("a typed failure")
+              }
+              seen.push(event.object_id)
+              return Effect.void
+            })
+        },
+        processorB: false
+      })
+      const activity = (id: number) => ({
+        aspect_type: "create",
+        event_time: 1_767_000_000 + id,
+        object_id: id,
+        object_type: "activity",
+        owner_id: 7001,
+        subscription_id: subscriptionId,
+        updates: {}
+      })
+      for (const id of [1, 2, 3]) assert.strictEqual((yield* post(a.url, activity(id))).status, 200)
+      assert.isTrue(
+        yield* within(
+          8000,
+          Effect.map(events, (rows) => rows.length === 3 && rows.every((r) => r.outcome === "handled"))
+        )
+      )
+      assert.deepStrictEqual([...seen].sort(), [1, 2, 3])
+      assert.strictEqual(failures, 2)
     }).pipe(Effect.scoped))
 })
