@@ -11,16 +11,17 @@
  *
  * @since 0.3.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as GrantStore from "@strava-auth/core/GrantStore"
 import * as RefreshEngine from "@strava-auth/core/RefreshEngine"
 import * as StravaClient from "@strava-auth/core/StravaClient"
 import { StravaConfig } from "@strava-auth/core/StravaConfig"
-import type * as StravaError from "@strava-auth/core/StravaError"
+import * as StravaError from "@strava-auth/core/StravaError"
 import { StravaOAuth } from "@strava-auth/core/StravaOAuth"
 import type { TokenSet } from "@strava-auth/core/Token"
 import * as TokenSource from "@strava-auth/core/TokenSource"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -59,7 +60,7 @@ export interface AthletesShape {
   ) => Effect.Effect<TokenSet, TokenSource.TokenError | InvalidAthleteId>
   /**
    * An HttpClient for Strava's API as the athlete: Bearer from the engine, and on a 401 that says the token is
-   * no longer valid, one refresh and one retry (core's `StravaClient`).
+   * no longer valid, one refresh and one retry (core's `StravaClient`). A 429 fails as `RateLimited`.
    */
   readonly clientFor: (
     athleteId: string | number
@@ -141,7 +142,23 @@ export const make = (
         Effect.flatMap(keyOf(athleteId), (key) =>
           StravaClient.makeWith({ apiUrl: config.apiUrl }).pipe(
             Effect.provide(context),
-            Effect.provideService(TokenSource.TokenSource, sourceFor(key))
+            Effect.provideService(TokenSource.TokenSource, sourceFor(key)),
+            // A 429 (Strava's, or the app's budget answering for a spent window) fails as `RateLimited`, with
+            // when the window resets: Strava sends no Retry-After.
+            Effect.map(HttpClient.transformResponse(Effect.flatMap((response) =>
+              response.status === 429
+                ? Effect.flatMap(Clock.currentTimeMillis, (nowMillis) =>
+                  Effect.fail(
+                    StravaError.fromResponse({
+                      endpoint: "api",
+                      status: 429,
+                      headers: response.headers,
+                      body: "",
+                      nowMillis
+                    }) as StravaError.RateLimited
+                  ))
+                : Effect.succeed(response)
+            )))
           )),
       disconnect: (athleteId) =>
         Effect.flatMap(keyOf(athleteId), (key) =>

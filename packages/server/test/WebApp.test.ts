@@ -232,4 +232,20 @@ describe("the example web app in a real browser", () => {
       }).pipe(Effect.scoped),
     { timeout: 60_000 }
   )
+
+  it.live(
+    "Strava's own 429 (which has no Retry-After) is answered 429 with Retry-After from the window's end",
+    () =>
+      Effect.gen(function*() {
+        const { mock, server } = yield* mockServer({ athletes })
+        const app = yield* startReplica(appEnv(server, mock, yield* freshDatabase))
+        assert.strictEqual(yield* connectThroughApp(app.url, mock, 8001), 303)
+        yield* mock.inject({ endpoint: "athlete", fault: { _tag: "RateLimited" }, when: { times: 1 } })
+        const response = yield* Effect.promise(() => fetch(`${app.url}/athletes/8001`))
+        assert.strictEqual(response.status, 429)
+        const seconds = Number(response.headers.get("retry-after"))
+        assert.isTrue(seconds >= 1 && seconds <= 24 * 3600, `Retry-After ${response.headers.get("retry-after")}`)
+      }).pipe(Effect.scoped),
+    { timeout: 60_000 }
+  )
 })

@@ -89,22 +89,14 @@ const athlete = Effect.gen(function*() {
   const client = yield* athletes.clientFor(id ?? "")
   const result = yield* Effect.either(
     client.get("/athlete").pipe(
-      Effect.flatMap((response) =>
-        Effect.map(response.text, (body) => ({ status: response.status, body, headers: response.headers }))
-      ),
+      Effect.flatMap((response) => Effect.map(response.text, (body) => ({ status: response.status, body }))),
       Effect.scoped
     )
   )
   if (result._tag === "Right") {
-    const { body, headers, status } = result.right
+    const { body, status } = result.right
     if (status === 200) {
       return HttpServerResponse.text(body, { status: 200, contentType: "application/json" })
-    }
-    if (status === 429) {
-      const retryAfter = headers["retry-after"]
-      return json(429, { error: "the app's Strava rate limit is spent; try again later" }, {
-        ...(retryAfter === undefined ? {} : { "retry-after": retryAfter })
-      })
     }
     if (status === 401) {
       return json(409, { error: "Strava refused this athlete's token: the athlete has to connect again" })
