@@ -7,6 +7,8 @@ import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as TestClock from "effect/TestClock"
 
 import * as FileLock from "../src/FileLock.js"
 
@@ -164,4 +166,214 @@ describe("FileLock", () => {
       assert.include(result._tag === "Left" ? result.left.message : "", "the lock is not a regular file")
       assert.isTrue(Fs.lstatSync(lock).isFIFO())
     }))
+
+  // What the mutation run found untested in this process (the lock takers above run in processes of their own,
+  // which a mutant does not reach): the record, the judging of a holder, the takeover and release rules, errors.
+
+  it("identity: this process's pid, boot id, start time (in clock ticks since boot), pid namespace and host", () => {
+    const me = FileLock.identity()
+    assert.strictEqual(me.pid, process.pid)
+    assert.strictEqual(me.boot_id, Fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim())
+    assert.match(me.boot_id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+    // the start time in ticks (100 a second) is when this process started: the machine's uptime less its own
+    assert.match(me.start, /^[0-9]+$/)
+    const uptime = Number(Fs.readFileSync("/proc/uptime", "utf8").split(" ")[0])
+    assert.approximately(Number(me.start) / 100, uptime - process.uptime(), 5)
+    assert.strictEqual(me.pid_ns, Fs.readlinkSync("/proc/self/ns/pid"))
+    assert.match(me.pid_ns, /^pid:\[[0-9]+\]$/)
+    assert.strictEqual(me.host, Os.hostname())
+    assert.strictEqual(FileLock.identity(), me) // read once
+  })
+
+  it.live("an old-format lock (a bare pid): a running pid is alive; a gone or invalid one is dead", () =>
+    Effect.gen(function*() {
+      const now = Date.now()
+      const deadline = Duration.minutes(2)
+      assert.isTrue(FileLock.holderAlive(String(process.pid), now, deadline))
+      assert.isTrue(FileLock.holderAlive("1", now, deadline)) // init always runs
+      assert.isFalse(FileLock.holderAlive(String(yield* deadPid), now, deadline))
+      for (const text of ["", "0", "-1", "1.5", "abc", "{\"pid\":1"]) {
+        assert.isFalse(FileLock.holderAlive(text, now, deadline), JSON.stringify(text))
+      }
+    }))
+
+  it("a record without a boot id or a start time is judged by its pid; another host's boot id says nothing", () => {
+    const now = Date.now()
+    const deadline = Duration.minutes(2)
+    assert.isTrue(FileLock.holderAlive(record({ boot_id: "" }), now, deadline))
+    assert.isTrue(FileLock.holderAlive(record({ start: "" }), now, deadline))
+    // on another host a different boot id is not "an earlier boot": the deadline decides
+    const elsewhere = { host: "another-host.example", boot_id: "00000000-0000-0000-0000-000000000000" }
+    assert.isTrue(FileLock.holderAlive(record({ ...elsewhere, created_at: now - 1000 }), now, deadline))
+    // the deadline is exclusive: a holder that took the lock exactly that long ago is dead
+    assert.isTrue(FileLock.holderAlive(record({ ...elsewhere, created_at: now - 119_999 }), now, deadline))
+    assert.isFalse(FileLock.holderAlive(record({ ...elsewhere, created_at: now - 120_000 }), now, deadline))
+  })
+
+  it.scoped("while held, the lock is a 0600 file of one line: this process's record, a fresh nonce, the time", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      yield* TestClock.setTime(1_767_225_600_000)
+      const held = () =>
+        Effect.sync(() => ({
+          text: Fs.readFileSync(lock, "utf8"),
+          mode: Fs.statSync(lock).mode & 0o777,
+          names: Fs.readdirSync(dir)
+        }))
+      const first = yield* FileLock.withLock(lock, held())
+      assert.strictEqual(first.mode, 0o600)
+      assert.deepStrictEqual(first.names, ["token.json.lock"]) // the record's temp file is gone
+      assert.match(first.text, /^\{[^\n]*\}\n$/)
+      const parsed = JSON.parse(first.text)
+      assert.match(parsed.nonce, /^[0-9a-f]{16}$/)
+      assert.deepStrictEqual(parsed, { ...FileLock.identity(), nonce: parsed.nonce, created_at: 1_767_225_600_000 })
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
+      const second = JSON.parse((yield* FileLock.withLock(lock, held())).text)
+      assert.notStrictEqual(second.nonce, parsed.nonce)
+    }))
+
+  it.scopedLive("a live holder: the waiter gives up after its timeout with Busy, and leaves the holder's lock alone", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      const live = record({}) + "\n" // this very process
+      Fs.writeFileSync(lock, live, { mode: 0o600 })
+      const ran: Array<string> = []
+      const started = Date.now()
+      const error = yield* Effect.flip(
+        FileLock.withLock(lock, Effect.sync(() => ran.push("ran")), { timeout: "300 millis" })
+      )
+      assert.isAtLeast(Date.now() - started, 300)
+      assert.deepStrictEqual(ran, [])
+      assert.strictEqual(error._tag, "TokenFileError")
+      assert.strictEqual(error.reason, "Busy")
+      assert.strictEqual(error.path, lock)
+      assert.strictEqual(
+        error.message,
+        `token file ${lock}: another strava-auth process has held the refresh lock too long; if none runs, delete ` +
+          "the lock file"
+      )
+      assert.strictEqual(Fs.readFileSync(lock, "utf8"), live)
+      assert.deepStrictEqual(Fs.readdirSync(dir), ["token.json.lock"])
+    }))
+
+  it.scopedLive("the waiter gets the lock as soon as the holder releases it", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      const order: Array<string> = []
+      const holder = yield* Effect.fork(
+        FileLock.withLock(lock, Effect.sleep("200 millis").pipe(Effect.zipRight(Effect.sync(() => order.push("1")))))
+      )
+      // the holder's lock is there before the waiter starts
+      const deadline = Date.now() + 5000
+      while (!Fs.existsSync(lock)) {
+        assert.isBelow(Date.now(), deadline, "the holder never took the lock")
+        yield* Effect.yieldNow()
+      }
+      yield* FileLock.withLock(lock, Effect.sync(() => order.push("2")), { timeout: "5 seconds" })
+      yield* Fiber.join(holder)
+      assert.deepStrictEqual(order, ["1", "2"])
+      assert.isFalse(Fs.existsSync(lock))
+    }))
+
+  it.scopedLive("a release removes the lock only while it holds our record; a failure inside releases it too", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      const other = record({ nonce: "fedcba9876543210" }) + "\n"
+      // someone replaced the lock while we held it (an operator deleted ours, another process took it)
+      yield* FileLock.withLock(lock, Effect.sync(() => Fs.writeFileSync(lock, other)))
+      assert.strictEqual(Fs.readFileSync(lock, "utf8"), other)
+      Fs.rmSync(lock)
+      const failed = yield* Effect.flip(FileLock.withLock(lock, Effect.fail("inside" as const)))
+      assert.strictEqual(failed, "inside")
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
+    }))
+
+  it.scopedLive("a dead holder's record is taken over; a takeover lock left by a dead taker is removed after 10 s", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      const takeover = `${lock}.takeover`
+      const dead = record({ pid: yield* deadPid }) + "\n"
+      Fs.writeFileSync(lock, dead, { mode: 0o600 })
+      assert.strictEqual(yield* FileLock.withLock(lock, Effect.succeed("taken"), { timeout: "5 seconds" }), "taken")
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
+      // a takeover under way (its taker alive, a second ago): nobody else removes the dead holder's lock
+      Fs.writeFileSync(lock, dead, { mode: 0o600 })
+      Fs.writeFileSync(takeover, `${process.pid} 0123\n`, { mode: 0o600 })
+      const busy = new Date(Date.now() - 1000)
+      Fs.utimesSync(takeover, busy, busy)
+      const error = yield* Effect.flip(FileLock.withLock(lock, Effect.void, { timeout: "300 millis" }))
+      assert.strictEqual(error.reason, "Busy")
+      assert.strictEqual(Fs.readFileSync(lock, "utf8"), dead)
+      assert.isTrue(Fs.existsSync(takeover))
+      // the same takeover lock eleven seconds old: its taker died; it is removed, and the lock taken over
+      const old = new Date(Date.now() - 11_000)
+      Fs.utimesSync(takeover, old, old)
+      assert.strictEqual(yield* FileLock.withLock(lock, Effect.succeed("taken"), { timeout: "5 seconds" }), "taken")
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
+    }))
+
+  it.scopedLive("a holder that cannot be checked (another host) waits out the deadline: 2 minutes unless told", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      const elsewhere = (age: number) => record({ host: "another-host.example", created_at: Date.now() - age }) + "\n"
+      Fs.writeFileSync(lock, elsewhere(110_000), { mode: 0o600 })
+      assert.strictEqual(
+        (yield* Effect.flip(FileLock.withLock(lock, Effect.void, { timeout: "200 millis" }))).reason,
+        "Busy"
+      )
+      Fs.writeFileSync(lock, elsewhere(125_000))
+      assert.strictEqual(yield* FileLock.withLock(lock, Effect.succeed("taken"), { timeout: "5 seconds" }), "taken")
+      Fs.writeFileSync(lock, elsewhere(11_000), { mode: 0o600 })
+      const taken = yield* FileLock.withLock(lock, Effect.succeed("taken"), {
+        timeout: "5 seconds",
+        deadline: "10 seconds"
+      })
+      assert.strictEqual(taken, "taken")
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
+    }))
+
+  it.scopedLive("a lock that cannot be created (its directory is gone) is an Io error saying why", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "absent", "token.json.lock")
+      const error = yield* Effect.flip(FileLock.withLock(lock, Effect.void, { timeout: "5 seconds" }))
+      assert.strictEqual(error.reason, "Io")
+      assert.strictEqual(error.path, lock)
+      assert.match(error.message, new RegExp(`^token file ${lock}: cannot take the refresh lock: ENOENT`))
+    }))
+
+  it.scopedLive(
+    "16 fibers of one process, from a dead holder's lock: never two holders inside, everyone gets in",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const lock = Path.join(dir, "token.json.lock")
+        Fs.writeFileSync(lock, record({ pid: yield* deadPid }) + "\n", { mode: 0o600 })
+        let inside = 0
+        let most = 0
+        let entered = 0
+        const critical = Effect.gen(function*() {
+          inside += 1
+          entered += 1
+          most = Math.max(most, inside)
+          yield* Effect.promise(() => Fs.promises.readdir(dir)) // let the others run meanwhile
+          yield* Effect.sleep("5 millis")
+          inside -= 1
+        })
+        yield* Effect.all(
+          Array.from({ length: 16 }, () => FileLock.withLock(lock, critical, { timeout: "60 seconds" })),
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(entered, 16)
+        assert.strictEqual(most, 1)
+        assert.deepStrictEqual(Fs.readdirSync(dir), [])
+      }),
+    { timeout: 90_000 }
+  )
 })
