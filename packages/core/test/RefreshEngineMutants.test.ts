@@ -60,15 +60,29 @@ const capturing = (logs: Array<Logged>) =>
  * a memory store, and an engine whose executor runs `script` (replaceable) and records each call.
  */
 const world = (
-  initial: TokenSet | undefined,
+  initial: TokenSet | ReadonlyMap<string, TokenSet> | undefined,
   options: { readonly margin?: Duration.DurationInput; readonly floor?: Duration.DurationInput } = {}
 ) =>
   Effect.gen(function*() {
     yield* TestClock.setTime(T0)
-    const store = yield* GrantStore.makeMemory(initial === undefined ? new Map() : new Map([[k, initial]]))
+    const inner = yield* GrantStore.makeMemory(
+      initial === undefined ? new Map() : initial instanceof TokenSet ? new Map([[k, initial]]) : initial
+    )
     const calls: Array<RefreshEngine.RefreshOptions> = []
-    const control: { script: RefreshEngine.Executor } = {
-      script: () => Effect.die("no answer scripted")
+    const control: { script: RefreshEngine.Executor; readError: string | undefined } = {
+      script: () => Effect.die("no answer scripted"),
+      readError: undefined // when set, the store cannot be read, with this detail
+    }
+    const store: GrantStore.GrantStoreShape = {
+      ...inner,
+      get: (key) =>
+        Effect.suspend(() =>
+          control.readError === undefined
+            ? inner.get(key)
+            : Effect.fail(
+              new GrantStore.GrantStoreError({ key, reason: "Io", location: "test", detail: control.readError })
+            )
+        )
     }
     const engine = yield* RefreshEngine.make({
       ...options,
@@ -359,10 +373,12 @@ describe("RefreshEngine scheduler, exactly: the learned one-hour rule and the fl
       yield* TestClock.setTime(active(engine).nextRefreshAt)
       yield* engine.refresh(k) // the second in a row: 60 s
       assert.strictEqual(active(engine).nextRefreshAt - (yield* now), 60 * SECOND)
+      yield* TestClock.setTime(active(engine).nextRefreshAt)
       const fresh = set(2, (yield* now) + 6 * 60 * MINUTE)
       control.script = answer(refreshed(fresh, tokens))
-      yield* TestClock.setTime(active(engine).nextRefreshAt)
       yield* engine.refresh(k)
+      // the learned margin (half of two floors) holds for the new token too: 30 s and half of a tenth of it
+      assert.strictEqual(active(engine).nextRefreshAt, fresh.expiresAt * 1000 - 30 * SECOND - 1500)
       // Strava minted; its threshold (below the 60 s learned floor of two floors) keeps the margin at 30 s
       control.script = answer(refreshed(fresh, fresh))
       yield* TestClock.setTime(fresh.expiresAt * 1000 - 31 * SECOND)
@@ -511,6 +527,9 @@ describe("RefreshEngine scheduler, exactly: failures", () => {
         })
       )
       assert.isUndefined(engine.nextAttemptAt(k))
+      assert.strictEqual(RefreshEngine.failuresOf(engine.state(k)), 2)
+      assert.strictEqual(RefreshEngine.tokensOf(engine.state(k)), tokens)
+      assert.isUndefined(RefreshEngine.lastRefreshOf(engine.state(k)))
       assert.deepStrictEqual(logs, [{
         level: "ERROR",
         message: "needs login",
@@ -984,4 +1003,164 @@ describe("RefreshEngine policy, exactly", () => {
       const result = yield* Effect.either(Fiber.join(timed))
       assert.strictEqual(result._tag === "Left" && result.left._tag, "TimeoutException")
     }))
+})
+
+describe("RefreshEngine scheduler, exactly: edges", () => {
+  it.effect("with a short margin the token is due at the margin plus a tenth of it", () =>
+    Effect.gen(function*() {
+      const tokens = set(1, T0 + 6 * 60 * MINUTE)
+      const { calls, control, engine } = yield* world(tokens, { margin: "2 minutes" })
+      yield* engine.sync(k)
+      control.script = answer(refreshed(set(2, T0 + 12 * 60 * MINUTE), tokens))
+      yield* TestClock.setTime(tokens.expiresAt * 1000 - 2 * MINUTE - 12 * SECOND - 1)
+      assert.strictEqual((yield* engine.refresh(k)).outcome, "current")
+      assert.strictEqual(calls.length, 0)
+      yield* TestClock.adjust(1)
+      assert.strictEqual((yield* engine.refresh(k)).outcome, "refreshed")
+      assert.strictEqual(calls.length, 1)
+    }).pipe(fixedJitter))
+
+  it.effect("the time left at a same-token answer is counted from when the attempt began, not when it answered", () =>
+    Effect.gen(function*() {
+      const tokens = set(1, T0 + 50 * MINUTE)
+      const { control, engine } = yield* world(tokens, { margin: "60 minutes" })
+      yield* engine.sync(k)
+      control.script = () => Effect.as(Effect.sleep("10 minutes"), refreshed(tokens, tokens))
+      const fiber = yield* Effect.fork(engine.refresh(k))
+      yield* TestClock.adjust(10 * MINUTE)
+      assert.strictEqual((yield* Fiber.join(fiber)).outcome, "same")
+      // 50 minutes were left when it asked: half of that, less half of 30 s
+      assert.strictEqual(active(engine).nextRefreshAt, tokens.expiresAt * 1000 - 25 * MINUTE - 15 * SECOND)
+    }).pipe(fixedJitter))
+
+  it.effect("a new token that has already expired here is not served: the next call asks again", () =>
+    Effect.gen(function*() {
+      const tokens = set(1, T0 + 30 * MINUTE)
+      const expired = set(2, T0 - MINUTE)
+      const fresh = set(3, T0 + 6 * 60 * MINUTE)
+      const { calls, control, engine } = yield* world(tokens)
+      yield* engine.sync(k)
+      control.script = answer(refreshed(expired, tokens))
+      yield* engine.refresh(k)
+      control.script = answer(refreshed(fresh, expired))
+      assert.strictEqual(yield* engine.token(k), fresh)
+      assert.strictEqual(calls.length, 2)
+    }).pipe(fixedJitter))
+
+  it.effect("a success ends an app-wide refusal for every grant of the app", () =>
+    Effect.gen(function*() {
+      const a = set(1, T0 + 30 * MINUTE)
+      const b = set(2, T0 + 30 * MINUTE)
+      const { control, engine } = yield* world(new Map([["a", a], ["b", b]]))
+      yield* engine.sync("b")
+      control.script = failWith(new StravaError.AppInactive({ status: 403 }))
+      yield* Effect.flip(engine.refresh("a"))
+      const until = engine.nextAttemptAt("a")!
+      assert.isAbove(until, T0)
+      assert.strictEqual(engine.nextAttemptAt("b"), until) // b is due now, but waits for the app
+      // a forced refresh of a (asked from the command line) succeeds: the app works again
+      control.script = answer(refreshed(set(3, T0 + 6 * 60 * MINUTE), a))
+      yield* engine.refresh("a", { force: true })
+      const state = engine.state("b")
+      assert.strictEqual(engine.nextAttemptAt("b"), state._tag === "Active" ? state.nextRefreshAt : -1)
+      assert.isBelow(engine.nextAttemptAt("b")!, until)
+    }).pipe(fixedJitter))
+
+  it.effect("a request from outside at the very end of an app-wide refusal is asked", () =>
+    Effect.gen(function*() {
+      const a = set(1, T0 + 30 * MINUTE)
+      const b = set(2, T0 + 30 * MINUTE)
+      const { calls, control, engine } = yield* world(new Map([["a", a], ["b", b]]))
+      yield* engine.sync("b")
+      control.script = failWith(new StravaError.AppInactive({ status: 403 }))
+      yield* Effect.flip(engine.refresh("a"))
+      const until = engine.nextAttemptAt("a")!
+      yield* TestClock.setTime(until - 1)
+      assert.strictEqual((yield* Effect.flip(engine.refresh("b", { force: true, coalesce: true })))._tag, "AppInactive")
+      assert.strictEqual(calls.length, 1)
+      yield* TestClock.setTime(until)
+      control.script = answer(refreshed(set(3, T0 + 6 * 60 * MINUTE), b))
+      assert.strictEqual((yield* engine.refresh("b", { force: true, coalesce: true })).outcome, "refreshed")
+      assert.strictEqual(calls.length, 2)
+    }).pipe(fixedJitter))
+
+  it.effect("a request from outside with an unsaved set writes it at once, without asking Strava", () =>
+    Effect.gen(function*() {
+      const tokens = set(1, T0 + 30 * MINUTE)
+      const fresh = set(2, T0 + 6 * 60 * MINUTE)
+      const { calls, control, engine, store } = yield* world(tokens)
+      yield* engine.sync(k)
+      control.script = failWith(
+        new RefreshEngine.GrantUnsaved({
+          key: k,
+          tokens: fresh,
+          previous: tokens,
+          error: new GrantStore.GrantStoreError({ key: k, reason: "Io", location: "test", detail: "disk says no" })
+        })
+      )
+      yield* Effect.flip(engine.refresh(k))
+      assert.isAbove(retrying(engine).nextAttemptAt, yield* now) // within the backoff
+      const result = yield* engine.refresh(k, { force: true, coalesce: true })
+      assert.deepStrictEqual(result, { tokens: fresh, outcome: "refreshed" })
+      assert.strictEqual(calls.length, 1)
+      assert.strictEqual(Option.getOrThrow(yield* store.get(k)), fresh)
+    }).pipe(fixedJitter))
+
+  it.effect("an unsaved set is kept when the store then cannot be read either", () =>
+    Effect.gen(function*() {
+      const tokens = set(1, T0 + 30 * MINUTE)
+      const fresh = set(2, T0 + 6 * 60 * MINUTE)
+      const { control, engine } = yield* world(tokens)
+      yield* engine.sync(k)
+      control.script = failWith(
+        new RefreshEngine.GrantUnsaved({
+          key: k,
+          tokens: fresh,
+          previous: tokens,
+          error: new GrantStore.GrantStoreError({ key: k, reason: "Io", location: "test", detail: "disk says no" })
+        })
+      )
+      yield* Effect.flip(engine.refresh(k))
+      control.readError = "cannot read"
+      yield* engine.sync(k)
+      const state = retrying(engine)
+      assert.strictEqual(state.failures, 2)
+      assert.strictEqual(state.lastError._tag, "GrantStoreError")
+      assert.strictEqual(state.unsaved?.tokens, fresh)
+    }).pipe(fixedJitter))
+
+  it.effect("a store unreadable from the start: no token to serve until it reads; the retry asks with nothing seen", () =>
+    Effect.gen(function*() {
+      const logs: Array<Logged> = []
+      const tokens = set(1, T0 + 30 * MINUTE)
+      const { calls, control, engine } = yield* world(tokens)
+      control.readError = "cannot read"
+      yield* engine.sync(k).pipe(Effect.provide(capturing(logs)))
+      const state = retrying(engine)
+      assert.isUndefined(state.tokens)
+      assert.strictEqual(logs[0]?.annotations["token_valid"], false)
+      const error = yield* Effect.flip(engine.token(k))
+      assert.strictEqual(error._tag, "TokenUnavailable")
+      assert.strictEqual(
+        error._tag === "TokenUnavailable" ? error.reason : "",
+        `grant store test: cannot read Next attempt at ${iso(state.nextAttemptAt)}.`
+      )
+      // the store reads again at the next attempt: the locked procedure re-reads it, with nothing seen before
+      control.readError = undefined
+      yield* TestClock.setTime(state.nextAttemptAt)
+      control.script = answer(RefreshEngine.Outcome.Current({ tokens }))
+      assert.strictEqual((yield* engine.refresh(k)).outcome, "current")
+      assert.deepStrictEqual(calls, [{ force: true, margin: 45 * MINUTE, seen: undefined }])
+    }).pipe(fixedJitter))
+
+  it.effect("the log says an expired token is not valid while retrying", () =>
+    Effect.gen(function*() {
+      const logs: Array<Logged> = []
+      const tokens = set(1, T0 - SECOND)
+      const { control, engine } = yield* world(tokens)
+      yield* engine.sync(k)
+      control.script = failWith(makeServerError())
+      yield* Effect.flip(engine.refresh(k).pipe(Effect.provide(capturing(logs))))
+      assert.strictEqual(logs[0]?.annotations["token_valid"], false)
+    }).pipe(fixedJitter))
 })
