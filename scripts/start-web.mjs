@@ -20,6 +20,20 @@ if ((seconds !== undefined && !(seconds > 0)) || !/^\d+$/.test(values.port)) {
   process.exit(64)
 }
 
+// The demo's own settings only: an operator's DATABASE_URL (or key, or secret file) in this shell must not
+// send the mock's grants to a real database.
+for (
+  const name of [
+    "DATABASE_URL",
+    "PUBLIC_URL",
+    "HOST",
+    "STRAVA_AUTH_ENCRYPTION_KEY",
+    "STRAVA_AUTH_REFRESH_MARGIN",
+    "STRAVA_CLIENT_SECRET_FILE",
+    "STRAVA_WEBHOOK_SUBSCRIPTION_ID"
+  ]
+) delete process.env[name]
+
 const s = session("web")
 // As root the embedded PostgreSQL runs as `postgres`, which must pass through the scratch directory.
 if (process.getuid?.() === 0) Fs.chmodSync(s.dir, 0o711)

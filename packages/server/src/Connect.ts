@@ -283,7 +283,19 @@ export const router = (options: Options) => {
     }
     const key = String(athleteId)
     const before = yield* store.get(key).pipe(Effect.orElseSucceed(() => undefined))
-    yield* store.put(key, tokens)
+    const saved = yield* Effect.either(store.put(key, tokens))
+    if (saved._tag === "Left") {
+      yield* Effect.logError("a connected grant could not be stored").pipe(
+        Effect.annotateLogs({ athlete_id: key, error: saved.left.message })
+      )
+      return page({
+        status: 503,
+        title: "Connected at Strava, but not saved",
+        detail: "Strava connected your account, but the app could not save it (its database did not answer). " +
+          "Connect again in a moment; Strava will not ask you again.",
+        links: [connectAgain]
+      })
+    }
     yield* Effect.logInfo("athlete connected").pipe(Effect.annotateLogs({ athlete_id: key }))
     if (options.onConnected !== undefined) {
       const result = yield* Effect.either(options.onConnected({
@@ -310,7 +322,7 @@ export const router = (options: Options) => {
       })
     )
   }).pipe(
-    Effect.catchTags({ SqlError: databaseDown, GrantStoreError: databaseDown, StaleGrant: databaseDown }),
+    Effect.catchTags({ SqlError: databaseDown }),
     Effect.withSpan("Connect.callback")
   )
 

@@ -31,8 +31,9 @@ describe("the database goes away and comes back", () => {
         if (process.getuid?.() === 0) {
           // As root the server runs as `postgres`, which must pass through the run's 0700 temp directory too
           // (pass, not list: 0711), for this test only.
-          Fs.chmodSync(Os.tmpdir(), 0o711)
-          yield* Effect.addFinalizer(() => Effect.sync(() => Fs.chmodSync(Os.tmpdir(), 0o700)))
+          const mode = Fs.statSync(Os.tmpdir()).mode & 0o7777
+          Fs.chmodSync(Os.tmpdir(), mode | 0o711)
+          yield* Effect.addFinalizer(() => Effect.sync(() => Fs.chmodSync(Os.tmpdir(), mode)))
           Fs.chmodSync(dir, 0o711)
         }
         yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
@@ -79,6 +80,7 @@ describe("the database goes away and comes back", () => {
         assert.isTrue(back, "the app did not recover within 10 s")
         assert.include((yield* get(`${app.url}/`)).body, "1 athlete connected.")
         assert.strictEqual((yield* get(`${app.url}/athletes/424242`)).status, 404)
+        assert.strictEqual((yield* get(`${app.url}/athletes/9001`)).status, 200, "the grant was kept")
       }).pipe(Effect.scoped),
     { timeout: 60_000 }
   )

