@@ -269,10 +269,10 @@ try {
     webRatio <= 1.2 ? "yes" : "no"
   )
   row(
-    "`Athletes.tokenFor` on a warm grant, per replica: calls/s (vs its primary-key SELECT alone)",
-    fmt(1000 / web.tokenFor.ours, 0),
-    fmt(1000 / web.tokenFor.select, 0),
-    `${fmt(web.tokenFor.ours / web.tokenFor.select, 2)}× the time`,
+    "`Athletes.tokenFor` on a warm grant, per replica, 16 callers: calls/s (vs its primary-key SELECT alone)",
+    fmt(web.tokenFor.ours, 0),
+    fmt(web.tokenFor.select, 0),
+    `${fmt(web.tokenFor.ours / web.tokenFor.select, 2)}×`,
     "report",
     "-"
   )

@@ -3,7 +3,7 @@
 //   Strava's API through the rate budget) vs `GET /api/v3/athlete` at the mock with a known token, the same
 //   client (fetch, keep-alive) for both, alternating blocks, medians of per-request times;
 // - `Athletes.tokenFor` on a warm grant in one process (re-read of the row + the engine) vs the same
-//   primary-key SELECT alone on the same pool: per-replica throughput.
+//   primary-key SELECT alone on the same pool: per-replica throughput, 16 callers at once.
 // The mock Strava and an embedded PostgreSQL run in this process's session directory.
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -56,7 +56,10 @@ export const run = async (s, iterations) => {
     const start = await fetch(`${appUrl}/strava/connect`, { redirect: "manual" })
     const cookie = start.headers.getSetCookie()[0].split(";")[0]
     const callback = new URL(await Effect.runPromise(mock.approve(start.headers.get("location"), { athleteId: 4242 })))
-    const done = await fetch(`${appUrl}${callback.pathname}${callback.search}`, { headers: { cookie }, redirect: "manual" })
+    const done = await fetch(`${appUrl}${callback.pathname}${callback.search}`, {
+      headers: { cookie },
+      redirect: "manual"
+    })
     if (done.status !== 303) throw new Error(`connect failed: ${done.status}`)
 
     // The per-replica services in this process, on the same database: the known token, and tokenFor.
@@ -94,22 +97,33 @@ export const run = async (s, iterations) => {
       http.direct.push(...(await time(direct, iterations)))
     }
 
-    // tokenFor vs the SELECT it starts with, in-process, alternating blocks.
+    // tokenFor vs the SELECT it starts with, in-process: throughput with 16 callers at once, alternating blocks.
     const tokenFor = () => runtime.runPromise(athletesService.tokenFor(4242))
     const select = () => runtime.runPromise(sql`SELECT access_token FROM strava_grants WHERE athlete_id = ${4242}`)
-    await time(tokenFor, 50)
-    await time(select, 50)
+    const throughput = async (f, millis) => {
+      let calls = 0
+      const until = performance.now() + millis
+      await Promise.all(Array.from({ length: 16 }, async () => {
+        while (performance.now() < until) {
+          await f()
+          calls++
+        }
+      }))
+      return (calls * 1000) / millis
+    }
+    await throughput(tokenFor, 300)
+    await throughput(select, 300)
     const inProcess = { tokenFor: [], select: [] }
     for (let round = 0; round < 5; round++) {
-      inProcess.tokenFor.push(...(await time(tokenFor, iterations)))
-      inProcess.select.push(...(await time(select, iterations)))
+      inProcess.tokenFor.push(await throughput(tokenFor, iterations * 5))
+      inProcess.select.push(await throughput(select, iterations * 5))
     }
     await runtime.dispose()
     app.kill("SIGTERM")
     await new Promise((resolve) => app.once("exit", resolve))
     return {
       athlete: { app: median(http.app), direct: median(http.direct) },
-      tokenFor: { ours: median(inProcess.tokenFor), select: median(inProcess.select) }
+      tokenFor: { ours: median(inProcess.tokenFor), select: median(inProcess.select) } // calls per second
     }
   } finally {
     await Effect.runPromise(Scope.close(scope, Exit.void))
