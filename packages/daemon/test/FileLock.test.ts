@@ -1,13 +1,16 @@
 import { execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import { createRequire, syncBuiltinESMExports } from "node:module"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
 import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 
 import * as FileLock from "../src/FileLock.js"
@@ -376,4 +379,71 @@ describe("FileLock", () => {
       }),
     { timeout: 90_000 }
   )
+
+  it.scoped("a takeover lock exactly ten seconds old is still a taker's; older than ten seconds, it is removed", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      const takeover = `${lock}.takeover`
+      Fs.writeFileSync(lock, record({ pid: yield* deadPid }) + "\n", { mode: 0o600 })
+      Fs.writeFileSync(takeover, `${process.pid} 0123\n`, { mode: 0o600 })
+      const taken = new Date(1_767_225_600_000)
+      Fs.utimesSync(takeover, taken, taken)
+      yield* TestClock.setTime(taken.getTime() + 10_000)
+      const fiber = yield* Effect.fork(FileLock.withLock(lock, Effect.void, { timeout: "10 seconds" }))
+      /** Until the waiter sleeps before its next attempt (the attempt is over), or has ended. */
+      const untilWaiting = Effect.gen(function*() {
+        const deadline = Date.now() + 10_000
+        while (Chunk.isEmpty(yield* TestClock.sleeps()) && Option.isNone(yield* Fiber.poll(fiber))) {
+          assert.isBelow(Date.now(), deadline, "the waiter neither waited nor ended")
+          yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+        }
+      })
+      yield* untilWaiting
+      assert.isTrue(Fs.existsSync(takeover), "removed at exactly ten seconds")
+      // the next attempts, 50 ms apart: the takeover lock is older than ten seconds now, so it goes, then the
+      // dead holder's lock, and the waiter gets in
+      for (let attempt = 0; Option.isNone(yield* Fiber.poll(fiber)); attempt++) {
+        assert.isBelow(attempt, 10)
+        yield* TestClock.adjust(50)
+        yield* untilWaiting
+      }
+      yield* Fiber.join(fiber)
+      assert.isAtMost(yield* TestClock.currentTimeMillis, taken.getTime() + 10_000 + 3 * 50)
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
+    }))
+
+  it.scopedLive("a takeover removes the lock only if it still holds the record judged dead, not a new holder's", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      Fs.writeFileSync(lock, record({ pid: yield* deadPid }) + "\n", { mode: 0o600 })
+      const live = record({ nonce: "fedcba9876543210" }) + "\n"
+      // Between this waiter's judging the record dead and its taking the takeover lock, another waiter takes over
+      // and takes the lock: here, when the takeover lock is linked into place, the lock becomes a live holder's.
+      const fsPromises = createRequire(import.meta.url)("node:fs/promises") as typeof Fs.promises
+      const link = fsPromises.link
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          fsPromises.link = async (existing, target) => {
+            await link(existing, target)
+            if (String(target).endsWith(".takeover")) Fs.writeFileSync(lock, live)
+          }
+          syncBuiltinESMExports()
+        }),
+        () =>
+          Effect.sync(() => {
+            fsPromises.link = link
+            syncBuiltinESMExports()
+          })
+      )
+      const ran: Array<string> = []
+      const error = yield* Effect.flip(
+        FileLock.withLock(lock, Effect.sync(() => ran.push("ran")), { timeout: "300 millis" })
+      )
+      assert.strictEqual(error.reason, "Busy")
+      assert.deepStrictEqual(ran, [])
+      assert.strictEqual(Fs.readFileSync(lock, "utf8"), live)
+      assert.deepStrictEqual(Fs.readdirSync(dir), ["token.json.lock"])
+    }))
 })
