@@ -104,3 +104,82 @@ describe("a directory of token files as a GrantStore", () => {
       assert.isFalse(Fs.existsSync(Path.join(dir, "..", "escape.json")))
     }).pipe(Effect.provide(NodeFileSystem.layer)))
 })
+
+describe("the token file stores, exactly", () => {
+  it.effect("two writes under one lock: the first uses the reservation, the second a temp file of its own", () =>
+    Effect.gen(function*() {
+      const dir = tempDir("grants-")
+      const file = Path.join(dir, "token.json")
+      const store = yield* TokenFile.makeFileStore(file)
+      yield* store.put(GrantStore.defaultKey, set(1))
+      yield* store.withLock(
+        GrantStore.defaultKey,
+        Effect.gen(function*() {
+          yield* store.put(GrantStore.defaultKey, set(2), { replaces: set(1) })
+          yield* store.put(GrantStore.defaultKey, set(3), { replaces: set(2) })
+        })
+      )
+      assert.deepStrictEqual(Fs.readdirSync(dir), ["token.json"])
+      assert.isTrue(Option.getOrThrow(yield* store.get(GrantStore.defaultKey)).sameRefreshToken(set(3)))
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+  it.effect("a token file error reaches the engine as a GrantStoreError with the key, the reason, the file and the detail", () =>
+    Effect.gen(function*() {
+      const dir = tempDir("grants-")
+      const file = Path.join(dir, "token.json")
+      const store = yield* TokenFile.makeFileStore(file)
+      yield* store.put(GrantStore.defaultKey, set(1))
+      Fs.chmodSync(file, 0o644)
+      const error = yield* Effect.flip(store.get(GrantStore.defaultKey))
+      assert.strictEqual(error._tag, "GrantStoreError")
+      if (error._tag === "GrantStoreError") {
+        assert.strictEqual(error.key, GrantStore.defaultKey)
+        assert.strictEqual(error.reason, "Permissions")
+        assert.strictEqual(error.location, file)
+        assert.strictEqual(
+          error.detail,
+          `it is readable by group or others (mode 0644), so the tokens in it may have leaked. Run: chmod 600 ${file} ` +
+            "(and consider strava-auth revoke, then login)."
+        )
+      }
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+  it.effect("account names: letters, digits, - and _, 1 to 64 of them; anything else is refused and never listed", () =>
+    Effect.gen(function*() {
+      const dir = Path.join(tempDir("grants-"), "accounts")
+      const store = yield* TokenFile.makeDirectoryStore(dir)
+      const accepted = ["a", "Z", "0", "_", "-", "Work_Account-2", "k".repeat(64)]
+      for (const key of accepted) yield* store.put(key, set(1))
+      for (const key of ["", "k".repeat(65), "ab!", "!ab", "a b", "a.b", "é"]) {
+        const error = yield* Effect.flip(store.put(key, set(1)))
+        assert.strictEqual(error._tag, "GrantStoreError", JSON.stringify(key))
+        if (error._tag === "GrantStoreError") {
+          assert.strictEqual(error.reason, "Malformed")
+          assert.strictEqual(error.key, key)
+          assert.strictEqual(error.location, dir)
+          assert.strictEqual(
+            error.detail,
+            `${JSON.stringify(key)} is not an account name: use letters, digits, - and _ (at most 64).`
+          )
+        }
+      }
+      // files whose names are not account names (put there by hand) are not listed
+      for (const name of ["ab!.json", "a.b.json", `${"k".repeat(65)}.json`, ".json", "x.json.bak", "y.JSON"]) {
+        Fs.writeFileSync(Path.join(dir, name), "{}", { mode: 0o600 })
+      }
+      assert.deepStrictEqual(yield* store.list, [...accepted].sort())
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+  it.effect("a directory store whose directory cannot be listed fails with an Io error for every key", () =>
+    Effect.gen(function*() {
+      const dir = Path.join(tempDir("grants-"), "accounts")
+      Fs.writeFileSync(dir, "not a directory")
+      const store = yield* TokenFile.makeDirectoryStore(dir)
+      const error = yield* Effect.flip(store.list)
+      assert.strictEqual(error._tag, "GrantStoreError")
+      assert.strictEqual(error.key, "*")
+      assert.strictEqual(error.reason, "Io")
+      assert.strictEqual(error.location, dir)
+      assert.match(error.detail, /^cannot list the directory: /)
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+})

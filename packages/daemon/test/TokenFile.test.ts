@@ -440,3 +440,16 @@ describe("TokenFile, exactly", () => {
     assert.strictEqual(TokenFile.describeExpiry(tokens, at + 3 * 60_000 + 999), "expired 3m ago")
   })
 })
+
+describe("TokenFile, exactly: a path that cannot be looked at", () => {
+  it.effect("read under something that is not a directory is an Io error saying it cannot stat it, not None", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const file = Path.join(dir, "token.json")
+      Fs.writeFileSync(file, "", { mode: 0o600 })
+      const under = Path.join(file, "token.json")
+      const error = yield* Effect.flip(TokenFile.read(under))
+      assert.strictEqual(error.reason, "Io")
+      assert.match(error.message, new RegExp(`^token file ${under}: cannot stat it: `))
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+})
