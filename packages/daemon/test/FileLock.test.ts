@@ -147,6 +147,11 @@ describe("FileLock", () => {
       assert.strictEqual(result._tag === "Left" && result.left.reason, "Permissions")
       assert.include(result._tag === "Left" ? result.left.message : "", "the lock is a symbolic link")
       assert.include(result._tag === "Left" ? result.left.message : "", "strava-auth never creates")
+      assert.strictEqual(
+        result._tag === "Left" ? result.left.message : "",
+        `token file ${lock}: the lock is a symbolic link, which strava-auth never creates; someone may be tampering ` +
+          "with the directory. Check who created it, remove it, and make the directory private (chmod 700)."
+      )
       assert.strictEqual(Fs.readFileSync(target, "utf8"), "precious\n")
       assert.isTrue(Fs.lstatSync(lock).isSymbolicLink())
     }))
@@ -446,4 +451,91 @@ describe("FileLock", () => {
       assert.strictEqual(Fs.readFileSync(lock, "utf8"), live)
       assert.deepStrictEqual(Fs.readdirSync(dir), ["token.json.lock"])
     }))
+
+  it.scopedLive("a refusal is at once, not retried until the timeout", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      Fs.symlinkSync(Path.join(dir, "elsewhere"), lock)
+      const started = Date.now()
+      const error = yield* Effect.flip(FileLock.withLock(lock, Effect.void, { timeout: "60 seconds" }))
+      assert.strictEqual(error.reason, "Permissions")
+      assert.isBelow(Date.now() - started, 10_000)
+    }), { timeout: 90_000 })
+
+  it.scopedLive("a holder that releases between our try and our look: the lock is free, and we take it", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      Fs.writeFileSync(lock, record({}) + "\n", { mode: 0o600 }) // a live holder
+      // when our hard link finds the lock taken, its holder has just released it
+      const fsPromises = createRequire(import.meta.url)("node:fs/promises") as typeof Fs.promises
+      const link = fsPromises.link
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          fsPromises.link = async (existing, target) => {
+            try {
+              await link(existing, target)
+            } catch (error) {
+              if (String(target) === lock) Fs.rmSync(lock, { force: true })
+              throw error
+            }
+          }
+          syncBuiltinESMExports()
+        }),
+        () =>
+          Effect.sync(() => {
+            fsPromises.link = link
+            syncBuiltinESMExports()
+          })
+      )
+      assert.strictEqual(yield* FileLock.withLock(lock, Effect.succeed("taken"), { timeout: "5 seconds" }), "taken")
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
+    }))
+
+  // Mounting a tmpfs needs root; CI runs as root, so there the test always runs.
+  const skipNoRoot = process.getuid?.() !== 0 && process.env["CI"] !== "true"
+  it.scopedLive.skipIf(skipNoRoot)(
+    `no space left for the lock: NoSpace, saying that Strava was not asked${
+      skipNoRoot ? " [skipped: needs root]" : ""
+    }`,
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const full = Path.join(dir, "full")
+        Fs.mkdirSync(full, { mode: 0o700 })
+        yield* Effect.acquireRelease(
+          Effect.sync(() => execFileSync("mount", ["-t", "tmpfs", "-o", "size=16k,mode=0700", "tmpfs", full])),
+          () => Effect.sync(() => execFileSync("umount", ["-l", full]))
+        )
+        // fill it to the byte
+        const filler = Fs.openSync(Path.join(full, "filler"), "w")
+        try {
+          for (;;) Fs.writeSync(filler, Buffer.alloc(1024))
+        } catch {
+          for (;;) {
+            try {
+              Fs.writeSync(filler, Buffer.alloc(1))
+            } catch {
+              break
+            }
+          }
+        } finally {
+          Fs.closeSync(filler)
+        }
+        const lock = Path.join(full, "token.json.lock")
+        const ran: Array<string> = []
+        const error = yield* Effect.flip(
+          FileLock.withLock(lock, Effect.sync(() => ran.push("ran")), { timeout: "5 seconds" })
+        )
+        assert.deepStrictEqual(ran, [])
+        assert.strictEqual(error.reason, "NoSpace")
+        assert.strictEqual(
+          error.message,
+          `token file ${lock}: cannot reserve the space to save a refresh (no space left for the lock), so no refresh ` +
+            "was asked of Strava and the grant is unchanged. Free some space on that filesystem."
+        )
+        assert.isFalse(Fs.existsSync(lock))
+      })
+  )
 })
