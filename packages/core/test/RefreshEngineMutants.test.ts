@@ -204,7 +204,7 @@ describe("RefreshEngine scheduler, exactly: loading and the schedule", () => {
     Effect.gen(function*() {
       const tokens = set(1, T0 + 30 * MINUTE)
       const fresh = set(2, T0 + 6 * 60 * MINUTE)
-      const { calls, control, engine } = yield* world(tokens, { margin: "45 minutes" })
+      const { calls, control, engine, store } = yield* world(tokens, { margin: "45 minutes" })
       const entered = yield* Deferred.make<void>()
       const gate = yield* Deferred.make<void>()
       control.script = () =>
@@ -220,9 +220,11 @@ describe("RefreshEngine scheduler, exactly: loading and the schedule", () => {
         RefreshEngine.GrantState.Refreshing({ tokens, since: T0, failures: 0, lastRefreshAt: undefined })
       )
       assert.deepStrictEqual(calls, [{ force: true, margin: 45 * MINUTE, seen: tokens }])
-      // sync while in flight reads nothing: the refresh settles the state
+      // sync while in flight reads nothing (not even a set another process stored): the refresh settles the state
+      yield* store.put(k, set(9, T0 + 6 * 60 * MINUTE))
       const synced = yield* engine.sync(k)
       assert.strictEqual(synced._tag, "Refreshing")
+      assert.strictEqual(engine.state(k)._tag, "Refreshing")
       const second = yield* Effect.fork(engine.refresh(k, { force: true }))
       yield* TestClock.adjust(5 * SECOND)
       yield* Deferred.succeed(gate, undefined)
@@ -1163,4 +1165,56 @@ describe("RefreshEngine scheduler, exactly: edges", () => {
       yield* Effect.flip(engine.refresh(k).pipe(Effect.provide(capturing(logs))))
       assert.strictEqual(logs[0]?.annotations["token_valid"], false)
     }).pipe(fixedJitter))
+})
+
+describe("RefreshEngine, exactly: more edges", () => {
+  it.effect("a grant loaded when already due is scheduled in the past (due now), with no floor after a load", () =>
+    Effect.gen(function*() {
+      const tokens = set(1, T0 + 30 * MINUTE)
+      const { engine } = yield* world(tokens)
+      yield* engine.sync(k)
+      assert.strictEqual(active(engine).nextRefreshAt, tokens.expiresAt * 1000 - 45 * MINUTE - 15 * SECOND)
+      assert.isBelow(engine.nextAttemptAt(k)!, T0)
+    }).pipe(fixedJitter))
+
+  it.effect("a scheduled refresh writes an unsaved set even when the set it holds is not due", () =>
+    Effect.gen(function*() {
+      const tokens = set(1, T0 + 6 * 60 * MINUTE)
+      const fresh = set(2, T0 + 12 * 60 * MINUTE)
+      const { calls, control, engine, store } = yield* world(tokens)
+      yield* engine.sync(k)
+      control.script = failWith(
+        new RefreshEngine.GrantUnsaved({
+          key: k,
+          tokens: fresh,
+          previous: tokens,
+          error: new GrantStore.GrantStoreError({ key: k, reason: "Io", location: "test", detail: "disk says no" })
+        })
+      )
+      yield* Effect.flip(engine.refresh(k, { force: true })) // e.g. invalidate: Strava answered, the write failed
+      yield* TestClock.setTime(retrying(engine).nextAttemptAt)
+      const result = yield* engine.refresh(k) // the schedule's attempt, not forced
+      assert.deepStrictEqual(result, { tokens: fresh, outcome: "refreshed" })
+      assert.strictEqual(calls.length, 1)
+      assert.strictEqual(Option.getOrThrow(yield* store.get(k)), fresh)
+    }).pipe(fixedJitter))
+
+  it("GrantUnsaved's message: the store's error, then that the rotated set is kept and written later", () => {
+    const error = new RefreshEngine.GrantUnsaved({
+      key: k,
+      tokens: set(2, T0),
+      previous: set(1, T0),
+      error: new GrantStore.GrantStoreError({
+        key: k,
+        reason: "Io",
+        location: "/state/token.json",
+        detail: "disk says no"
+      })
+    })
+    assert.strictEqual(
+      error.message,
+      "grant store /state/token.json: disk says no Strava has already rotated the refresh token; the new one is kept " +
+        "in memory and written as soon as the store accepts it. Fix the store at once."
+    )
+  })
 })
