@@ -67,7 +67,10 @@ export interface StravaOAuthShape {
    * returned, which replaces the old one at once: store it before using the access token.
    */
   readonly refresh: (tokens: Token.TokenSet) => Effect.Effect<Token.TokenSet, StravaError.StravaError>
-  /** The legacy `POST /oauth/deauthorize` (retired by Strava on 2027-06-01). */
+  /**
+   * The legacy `POST /oauth/deauthorize`. From its retirement (2027-06-01, by `Clock`) it is never sent: it
+   * fails at once with a 410 `UnexpectedResponse` that says to use `revoke`.
+   */
   readonly deauthorize: (accessToken: Redacted.Redacted<string>) => Effect.Effect<void, StravaError.StravaError>
   /** `POST /oauth/revoke` (since 2026-06-01): either token revokes the whole grant. */
   readonly revoke: (
@@ -94,6 +97,14 @@ export interface StravaOAuthShape {
     accessToken: Redacted.Redacted<string>
   ) => Effect.Effect<Token.SummaryAthlete, StravaError.StravaError>
 }
+
+/**
+ * When Strava retires `POST /oauth/deauthorize` (epoch milliseconds: 2027-06-01T00:00:00Z).
+ *
+ * @since 0.3.0
+ * @category constants
+ */
+export const deauthorizeRetiredAt: number = Date.UTC(2027, 5, 1)
 
 /**
  * A push subscription as Strava lists it.
@@ -304,15 +315,25 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
           Effect.map((response) => Token.applyRefresh(tokens, response))
         ),
       deauthorize: (accessToken) =>
-        send(
-          "deauthorize",
-          HttpClientRequest.post(`${config.baseUrl}/oauth/deauthorize`).pipe(
-            HttpClientRequest.acceptJson,
-            HttpClientRequest.bearerToken(accessToken)
-          ),
-          accessToken,
-          ignoreBody
-        ),
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          now >= deauthorizeRetiredAt
+            ? Effect.fail(
+              new StravaError.UnexpectedResponse({
+                status: 410,
+                reason: "Status",
+                detail: "POST /oauth/deauthorize was retired by Strava on 2027-06-01 and is not called any more; " +
+                  "revoke the grant with POST /oauth/revoke (StravaOAuth.revoke)"
+              })
+            )
+            : send(
+              "deauthorize",
+              HttpClientRequest.post(`${config.baseUrl}/oauth/deauthorize`).pipe(
+                HttpClientRequest.acceptJson,
+                HttpClientRequest.bearerToken(accessToken)
+              ),
+              accessToken,
+              ignoreBody
+            )),
       revoke: (token, hint) =>
         send(
           "revoke",

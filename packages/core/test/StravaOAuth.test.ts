@@ -152,6 +152,37 @@ describe("StravaOAuth", () => {
       assert.strictEqual((yield* Effect.flip(service.refresh(tokens)))._tag, "InvalidGrant")
     }).pipe(Effect.provide(layer())))
 
+  it.effect("from 2027-06-01 (by the clock) deauthorize is never sent: it says to use revoke, and revoke still works", () =>
+    Effect.gen(function*() {
+      const service = yield* oauth
+      const mock = yield* MockStrava.MockStrava
+      const tokens = yield* login()
+      yield* TestClock.setTime(StravaOAuth.deauthorizeRetiredAt)
+      yield* mock.clearLog
+      const retired = yield* Effect.flip(service.deauthorize(tokens.accessToken))
+      assert.strictEqual(retired._tag, "UnexpectedResponse")
+      assert.include(retired.message, "retired by Strava on 2027-06-01")
+      assert.include(retired.message, "/oauth/revoke")
+      assert.deepStrictEqual((yield* mock.log).map((e) => e.endpoint), [])
+      yield* service.revoke(tokens.refreshToken, "refresh_token")
+      assert.deepStrictEqual((yield* mock.log).map((e) => e.endpoint), ["revoke"])
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("the mock answers deauthorize as an unknown path once it is retired", () =>
+    Effect.gen(function*() {
+      const mock = yield* MockStrava.MockStrava
+      const tokens = yield* login()
+      const retired = mock.simulator.handle({
+        method: "POST",
+        path: "/oauth/deauthorize",
+        api: false,
+        query: new URLSearchParams(),
+        headers: { authorization: `Bearer ${Redacted.value(tokens.accessToken)}` },
+        body: ""
+      }, mock.simulator.deauthorizeRetiredAtMillis)
+      assert.strictEqual(retired._tag === "Respond" && retired.response.status, 404)
+    }).pipe(Effect.provide(layer())))
+
   it.effect("revoke with the refresh token revokes the access token too (HTTP Basic)", () =>
     Effect.gen(function*() {
       const service = yield* oauth

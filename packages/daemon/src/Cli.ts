@@ -406,9 +406,14 @@ const revokeCommand = Command.make("revoke", { ...common, ...strava }, (flags) =
     yield* Effect.gen(function*() {
       const oauth = yield* StravaOAuth.StravaOAuth
       yield* oauth.revoke(tokens.refreshToken, "refresh_token").pipe(
-        // Before 2026-06-01 (or on a server without /oauth/revoke) the legacy endpoint does the job.
-        Effect.catchIf((e) => e._tag === "UnexpectedResponse" && e.reason === "Status", () =>
-          oauth.deauthorize(tokens.accessToken)),
+        // Before 2026-06-01 (or on a server without /oauth/revoke) the legacy endpoint does the job, until its
+        // own retirement (2027-06-01, StravaOAuth.deauthorizeRetiredAt): after that, revoke's error stands.
+        Effect.catchIf(
+          (e) => e._tag === "UnexpectedResponse" && e.reason === "Status",
+          (e) =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              now < StravaOAuth.deauthorizeRetiredAt ? oauth.deauthorize(tokens.accessToken) : Effect.fail(e))
+        ),
         // Already revoked at Strava is what we want.
         Effect.catchIf((e) =>
           e._tag === "InvalidGrant" || e._tag === "Unauthorized", () => Effect.void)

@@ -99,6 +99,11 @@ export interface Options {
    */
   readonly clockOffsetMillis?: number | undefined
   /**
+   * When `POST /oauth/deauthorize` is retired (epoch ms): from then on it answers 404 as an unknown path, as
+   * Strava announced. Default 2027-06-01T00:00:00Z.
+   */
+  readonly deauthorizeRetiredAtMillis?: number | undefined
+  /**
    * The 2026 program's cap on connected athletes per application (Standard apps: 1 in single-player mode,
    * up to 10). Once the athletes with a live (not revoked) grant reach it, an athlete without one is refused
    * on the authorize page with a 403, before any code. Default: no cap.
@@ -451,6 +456,7 @@ export class Simulator {
   readonly accessTokenLifetimeMillis: number
   readonly refreshThresholdMillis: number
   readonly codeLifetimeMillis: number
+  readonly deauthorizeRetiredAtMillis: number
   readonly rateLimits: RateLimits
   /** @since 0.3.0 */
   readonly athleteCap: number | undefined
@@ -474,6 +480,7 @@ export class Simulator {
     this.accessTokenLifetimeMillis = options.accessTokenLifetimeMillis ?? 6 * HOUR
     this.refreshThresholdMillis = options.refreshThresholdMillis ?? HOUR
     this.codeLifetimeMillis = options.codeLifetimeMillis ?? 10 * MINUTE
+    this.deauthorizeRetiredAtMillis = options.deauthorizeRetiredAtMillis ?? Date.UTC(2027, 5, 1)
     this.rateLimits = options.rateLimits ?? stravaRateLimits
     this.athleteCap = options.athleteCap
   }
@@ -787,7 +794,10 @@ export class Simulator {
       case "token":
         return request.method === "POST" ? this.token(form, nowMillis) : this.notFound()
       case "deauthorize":
-        return request.method === "POST" ? this.deauthorize(request, nowMillis) : this.notFound()
+        // Retired on 2027-06-01: from then on the path is unknown.
+        return request.method === "POST" && nowMillis < this.deauthorizeRetiredAtMillis
+          ? this.deauthorize(request, nowMillis)
+          : this.notFound()
       case "revoke":
         return request.method === "POST" ? this.revoke(request, form, nowMillis) : this.notFound()
       case "athlete":

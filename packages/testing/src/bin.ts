@@ -38,6 +38,7 @@ Options:
   --rate-limit A,B           15-minute and daily limits (default 200,2000)
   --read-rate-limit A,B      read limits (default 100,1000)
   --inactive                 the app is inactive (403 Application/Status/Inactive)
+  --now ISO                  Strava's date and time (e.g. 2027-06-02T00:00:00Z: deauthorize is retired)
   -h, --help                 this text
 `
 
@@ -100,6 +101,7 @@ const main = () => {
         "rate-limit": { type: "string" },
         "read-rate-limit": { type: "string" },
         "inactive": { type: "boolean" },
+        "now": { type: "string" },
         "help": { type: "boolean", short: "h" }
       },
       strict: true
@@ -124,6 +126,8 @@ const main = () => {
   if (cap !== undefined && (!Number.isInteger(cap) || cap < 0)) {
     fail(`--athlete-cap takes a whole number; got "${v["athlete-cap"]}"`)
   }
+  const now = v.now === undefined ? undefined : Date.parse(v.now)
+  if (now !== undefined && !Number.isFinite(now)) fail(`--now takes a date and time such as 2027-06-02T00:00:00Z`)
   const app: Simulator.App = {
     clientId,
     clientSecret: v["client-secret"] ?? process.env["STRAVA_CLIENT_SECRET"] ?? Simulator.defaultApp.clientSecret,
@@ -137,6 +141,7 @@ const main = () => {
     apps: [app],
     athletes: count === 1 ? [{ ...Simulator.defaultAthlete, id: athleteId }] : Simulator.makeAthletes(count, athleteId),
     athleteCap: cap,
+    clockOffsetMillis: now === undefined ? undefined : now - Date.now(),
     duplicateEvents: v["duplicate-events"] === true,
     eventRetryDelayMillis: duration("--event-retry-delay", v["event-retry-delay"]),
     accessTokenLifetimeMillis: duration("--access-token-lifetime", v["access-token-lifetime"]),
