@@ -1,12 +1,14 @@
 // Core's GrantStore over token files: one file (the daemon's default account) and a directory of files (one
 // per account), with the compare-and-set write and the reservation the engine relies on.
+import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it, onTestFinished } from "@effect/vitest"
 import { GrantStore, Token } from "@strava-auth/core"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 
@@ -182,4 +184,107 @@ describe("the token file stores, exactly", () => {
       assert.strictEqual(error.location, dir)
       assert.match(error.detail, /^cannot list the directory: /)
     }).pipe(Effect.provide(NodeFileSystem.layer)))
+})
+
+describe("the token file stores, exactly: writes and layers", () => {
+  it.effect("a login (a write that replaces nothing) writes over a malformed file, as its message says", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir("grants-"), "token.json")
+      Fs.writeFileSync(file, "{ not a token file", { mode: 0o600 })
+      const store = yield* TokenFile.makeFileStore(file)
+      assert.strictEqual((yield* Effect.flip(store.get(GrantStore.defaultKey)))._tag, "GrantStoreError")
+      yield* store.put(GrantStore.defaultKey, set(1))
+      assert.isTrue(Option.getOrThrow(yield* store.get(GrantStore.defaultKey)).sameRefreshToken(set(1)))
+      // a compare-and-set over it is refused: there is no set to compare with
+      const refused = yield* Effect.flip(store.put(GrantStore.defaultKey, set(2), { replaces: set(9) }))
+      assert.strictEqual(refused._tag, "StaleGrant")
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+  it.effect("after a lock held without a write, a later write takes a temp file of its own", () =>
+    Effect.gen(function*() {
+      const dir = tempDir("grants-")
+      const file = Path.join(dir, "token.json")
+      const store = yield* TokenFile.makeFileStore(file)
+      yield* store.put(GrantStore.defaultKey, set(1))
+      yield* store.withLock(GrantStore.defaultKey, Effect.void)
+      yield* store.put(GrantStore.defaultKey, set(2), { replaces: set(1) })
+      assert.isTrue(Option.getOrThrow(yield* store.get(GrantStore.defaultKey)).sameRefreshToken(set(2)))
+      assert.deepStrictEqual(Fs.readdirSync(dir), ["token.json"])
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+  it.effect("layerStore and layerDirectoryStore provide the GrantStore over a file and over a directory", () =>
+    Effect.gen(function*() {
+      const dir = tempDir("grants-")
+      const file = Path.join(dir, "token.json")
+      const accounts = Path.join(dir, "accounts")
+      const putGet = (key: string) =>
+        Effect.flatMap(
+          GrantStore.GrantStore,
+          (store) => Effect.zipRight(store.put(key, set(1)), Effect.map(store.get(key), Option.getOrThrow))
+        )
+      const one = yield* putGet(GrantStore.defaultKey).pipe(Effect.provide(TokenFile.layerStore(file)))
+      assert.isTrue(one.sameRefreshToken(set(1)))
+      assert.isTrue(Fs.existsSync(file))
+      const many = yield* putGet("work").pipe(Effect.provide(TokenFile.layerDirectoryStore(accounts)))
+      assert.isTrue(many.sameRefreshToken(set(1)))
+      assert.isTrue(Fs.existsSync(Path.join(accounts, "work.json")))
+    }).pipe(Effect.provide(Layer.mergeAll(NodeFileSystem.layer))))
+
+  // Mounting a tmpfs needs root; CI runs as root, so there the test always runs.
+  const skipNoRoot = process.getuid?.() !== 0 && process.env["CI"] !== "true"
+
+  /** A tiny tmpfs at a new directory, unmounted when the test ends. */
+  const tinyFilesystem = (prefix: string) => {
+    const dir = Path.join(tempDir(prefix), "tiny")
+    Fs.mkdirSync(dir, { mode: 0o700 })
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=32k,mode=0700", "tmpfs", dir])
+    onTestFinished(() => void execFileSync("umount", ["-l", dir]))
+    return dir
+  }
+  /** Fills the filesystem of `dir` to the byte, then frees `free` bytes. */
+  const fill = (dir: string, free = 0) => {
+    const filler = Fs.openSync(Path.join(dir, "filler"), "a")
+    try {
+      for (;;) Fs.writeSync(filler, Buffer.alloc(1024))
+    } catch {
+      for (;;) {
+        try {
+          Fs.writeSync(filler, Buffer.alloc(1))
+        } catch {
+          break
+        }
+      }
+    } finally {
+      Fs.ftruncateSync(filler, Fs.fstatSync(filler).size - free)
+      Fs.closeSync(filler)
+    }
+  }
+
+  it.effect.skipIf(skipNoRoot)(
+    `the space reserved under the lock saves the answer on a disk that filled meanwhile${
+      skipNoRoot ? " [skipped: needs root]" : ""
+    }`,
+    () =>
+      Effect.gen(function*() {
+        const dir = tinyFilesystem("grants-")
+        const file = Path.join(dir, "token.json")
+        const store = yield* TokenFile.makeFileStore(file)
+        yield* store.put(GrantStore.defaultKey, set(1))
+        yield* store.withLock(
+          GrantStore.defaultKey,
+          Effect.gen(function*() {
+            fill(dir)
+            yield* store.put(GrantStore.defaultKey, set(2), { replaces: set(1) })
+          })
+        )
+        assert.isTrue(Option.getOrThrow(yield* store.get(GrantStore.defaultKey)).sameRefreshToken(set(2)))
+        assert.deepStrictEqual(Fs.readdirSync(dir).sort(), ["filler", "token.json"])
+        // room for the lock but not for a reservation: the lock is refused (NoSpace), and no temp file is left
+        fill(dir, 4096)
+        const refused = yield* Effect.flip(store.withLock(GrantStore.defaultKey, Effect.void))
+        assert.strictEqual(refused._tag, "GrantStoreError")
+        assert.strictEqual(refused._tag === "GrantStoreError" && refused.reason, "NoSpace")
+        assert.deepStrictEqual(Fs.readdirSync(dir).sort(), ["filler", "token.json"])
+      }).pipe(Effect.provide(NodeFileSystem.layer))
+  )
 })

@@ -387,6 +387,9 @@ describe("TokenFile, exactly", () => {
         assert.strictEqual(error.reason, "Permissions")
         assert.strictEqual(error.path, dir)
         assert.include(error.message, `chmod 700 ${dir}`)
+        // the message names what the directory is for and the setting that moves it
+        assert.include(error.message, `the token file's directory ${dir} has mode 0755`)
+        assert.include(error.message, "--token-file or STRAVA_AUTH_TOKEN_FILE")
       }
       assert.deepStrictEqual(Fs.readdirSync(dir), [])
     }).pipe(Effect.provide(NodeFileSystem.layer)))
@@ -451,5 +454,17 @@ describe("TokenFile, exactly: a path that cannot be looked at", () => {
       const error = yield* Effect.flip(TokenFile.read(under))
       assert.strictEqual(error.reason, "Io")
       assert.match(error.message, new RegExp(`^token file ${under}: cannot stat it: `))
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+})
+
+describe("TokenFile, exactly: resources", () => {
+  it.effect("reading the file again and again leaves no file descriptor open", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir(), "token.json")
+      yield* TokenFile.write(file, tokens)
+      const open = () => Fs.readdirSync("/proc/self/fd").length
+      const before = open()
+      for (let i = 0; i < 200; i++) yield* TokenFile.read(file)
+      assert.isBelow(open() - before, 50)
     }).pipe(Effect.provide(NodeFileSystem.layer)))
 })
