@@ -1,7 +1,8 @@
 // The web app package beside its baselines, in one run:
 // - `GET /athletes/:id` through the example app (the build, as a replica runs: HTTP in, the athlete's row,
 //   Strava's API through the rate budget) vs `GET /api/v3/athlete` at the mock with a known token, the same
-//   client (fetch, keep-alive) for both, alternating blocks, medians of per-request times;
+//   client (fetch, keep-alive) for both, alternating blocks, medians of per-request times; once with the mock
+//   answering at once (the app's own cost laid bare) and once answering after 100 ms, as Strava does;
 // - `Athletes.tokenFor` on a warm grant in one process (re-read of the row + the engine) vs the same
 //   primary-key SELECT alone on the same pool: per-replica throughput, 16 callers at once.
 // The mock Strava and an embedded PostgreSQL run in this process's session directory.
@@ -96,6 +97,19 @@ export const run = async (s, iterations) => {
       http.app.push(...(await time(viaApp, iterations)))
       http.direct.push(...(await time(direct, iterations)))
     }
+    // The same with Strava's own latency: the mock answers the API after 100 ms (real Strava: 100-300 ms),
+    // for both sides alike.
+    await Effect.runPromise(mock.inject({
+      endpoint: "athlete",
+      fault: { _tag: "Slow", millis: 100, processed: true },
+      when: { probability: 1 }
+    }))
+    const slow = { app: [], direct: [] }
+    for (let round = 0; round < 3; round++) {
+      slow.app.push(...(await time(viaApp, Math.ceil(iterations / 20))))
+      slow.direct.push(...(await time(direct, Math.ceil(iterations / 20))))
+    }
+    await Effect.runPromise(mock.clearFaults)
 
     // tokenFor vs the SELECT it starts with, in-process: throughput with 16 callers at once, alternating blocks.
     const tokenFor = () => runtime.runPromise(athletesService.tokenFor(4242))
@@ -123,6 +137,7 @@ export const run = async (s, iterations) => {
     await new Promise((resolve) => app.once("exit", resolve))
     return {
       athlete: { app: median(http.app), direct: median(http.direct) },
+      athleteAtStravaLatency: { app: median(slow.app), direct: median(slow.direct) },
       tokenFor: { ours: median(inProcess.tokenFor), select: median(inProcess.select) } // calls per second
     }
   } finally {
