@@ -204,7 +204,17 @@ export const start = (
       })
       const previous = { tmpdir: process.env["TMPDIR"], umask: process.umask(root ? 0o022 : 0o077) }
       process.env["TMPDIR"] = scratch
-      yield* Effect.tryPromise({ try: () => server.initialise(), catch: fail("initdb") }).pipe(
+      yield* Effect.tryPromise({
+        try: () => server.initialise(),
+        catch: (cause) =>
+          new EmbeddedPostgresError({
+            detail: `initdb: ${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}` +
+              (root
+                ? " (as root the server runs as the user postgres, which must be able to pass through every " +
+                  "directory above node_modules to reach its binaries: chmod o+x them)"
+                : "")
+          })
+      }).pipe(
         Effect.ensuring(Effect.promise(async () => {
           process.umask(previous.umask)
           if (previous.tmpdir === undefined) delete process.env["TMPDIR"]
