@@ -47,10 +47,11 @@ const begin = (
   mock: MockStrava.MockStravaShape,
   replicaUrl: string,
   who: ReturnType<typeof browser>,
-  decision: MockStrava.Decision
+  decision: MockStrava.Decision,
+  query = ""
 ) =>
   Effect.gen(function*() {
-    const start = yield* Effect.promise(() => who.request(`${replicaUrl}/strava/connect`))
+    const start = yield* Effect.promise(() => who.request(`${replicaUrl}/strava/connect${query}`))
     assert.strictEqual(start.status, 302)
     assert.isTrue(who.jar.has(Connect.cookieName))
     return yield* mock.approve(start.location!, decision).pipe(Effect.orDie)
@@ -232,5 +233,24 @@ describe("Connect with Strava: routes on two replicas and one PostgreSQL", () =>
       assert.strictEqual((yield* Effect.promise(() => who.request(onReplica(second, a.url)))).status, 502)
       const exchanges = (yield* mock.log).filter((e) => e.endpoint === "token" && e.grantType === "authorization_code")
       assert.strictEqual(exchanges.length, 1)
+    }).pipe(Effect.scoped))
+
+  it.live("next= brings the athlete back to a page of this site; anything else goes to the default page", () =>
+    Effect.gen(function*() {
+      const { a, b, mock } = yield* setup()
+      const cases: ReadonlyArray<readonly [string, string]> = [
+        ["?next=%2Fsettings%2Fstrava%3Ftab%3D1", "/settings/strava?tab=1"],
+        ["?next=%2F%2Fevil.example%2Fx", "/"],
+        ["?next=https%3A%2F%2Fevil.example%2F", "/"],
+        ["?next=%2F%5Cevil.example", "/"],
+        ["", "/"]
+      ]
+      for (const [query, expected] of cases) {
+        const who = browser()
+        const callback = yield* begin(mock, a.url, who, { athleteId: 5001 }, query)
+        const done = yield* Effect.promise(() => who.request(onReplica(callback, b.url)))
+        assert.strictEqual(done.status, 303)
+        assert.strictEqual(done.location, expected, query)
+      }
     }).pipe(Effect.scoped))
 })
