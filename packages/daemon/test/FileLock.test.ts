@@ -1,11 +1,12 @@
 import { execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import { createRequire, syncBuiltinESMExports } from "node:module"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it, vi } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -178,8 +179,11 @@ describe("FileLock", () => {
   // What the mutation run found untested in this process (the lock takers above run in processes of their own,
   // which a mutant does not reach): the record, the judging of a holder, the takeover and release rules, errors.
 
-  it("identity: this process's pid, boot id, start time (in clock ticks since boot), pid namespace and host", () => {
-    const me = FileLock.identity()
+  it("identity: this process's pid, boot id, start time (in clock ticks since boot), pid namespace and host", async () => {
+    // a fresh copy of the module, so that its identity is read here, not taken from an earlier test
+    vi.resetModules()
+    const Fresh = await import("../src/FileLock.js")
+    const me = Fresh.identity()
     assert.strictEqual(me.pid, process.pid)
     assert.strictEqual(me.boot_id, Fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim())
     assert.match(me.boot_id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
@@ -190,7 +194,8 @@ describe("FileLock", () => {
     assert.strictEqual(me.pid_ns, Fs.readlinkSync("/proc/self/ns/pid"))
     assert.match(me.pid_ns, /^pid:\[[0-9]+\]$/)
     assert.strictEqual(me.host, Os.hostname())
-    assert.strictEqual(FileLock.identity(), me) // read once
+    assert.strictEqual(Fresh.identity(), me) // read once
+    assert.deepStrictEqual(FileLock.identity(), me)
   })
 
   it.live("an old-format lock (a bare pid): a running pid is alive; a gone or invalid one is dead", () =>
@@ -538,4 +543,96 @@ describe("FileLock", () => {
         assert.isFalse(Fs.existsSync(lock))
       })
   )
+
+  /**
+   * Replaces `fs.promises.link` (which the lock takes its place with) for the rest of the test: `around` gets the
+   * real one and the arguments.
+   */
+  const patchLink = (
+    around: (link: typeof Fs.promises.link, existing: Fs.PathLike, target: Fs.PathLike) => Promise<void>
+  ) => {
+    const fsPromises = createRequire(import.meta.url)("node:fs/promises") as typeof Fs.promises
+    const link = fsPromises.link
+    return Effect.acquireRelease(
+      Effect.sync(() => {
+        fsPromises.link = (existing, target) => around(link, existing, target)
+        syncBuiltinESMExports()
+      }),
+      () =>
+        Effect.sync(() => {
+          fsPromises.link = link
+          syncBuiltinESMExports()
+        })
+    )
+  }
+
+  it.scopedLive(
+    "a lock that cannot be linked into place (no hard links there) is an Io error at once, not a wait",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const lock = Path.join(dir, "token.json.lock")
+        yield* patchLink(async (link, existing, target) => {
+          if (String(target) !== lock) return link(existing, target)
+          throw Object.assign(new Error(`EPERM: operation not permitted, link '${existing}' -> '${target}'`), {
+            code: "EPERM"
+          })
+        })
+        const started = Date.now()
+        const error = yield* Effect.flip(FileLock.withLock(lock, Effect.void, { timeout: "60 seconds" }))
+        assert.isBelow(Date.now() - started, 10_000)
+        assert.strictEqual(error.reason, "Io")
+        assert.match(error.message, new RegExp(`^token file ${lock}: cannot take the refresh lock: EPERM`))
+        assert.deepStrictEqual(Fs.readdirSync(dir), []) // the record's temp file is gone too
+      }),
+    { timeout: 90_000 }
+  )
+
+  it.scopedLive("a takeover lock that goes away as we look at it: we try again, and take over the dead holder's lock", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      const takeover = `${lock}.takeover`
+      Fs.writeFileSync(lock, record({ pid: yield* deadPid }) + "\n", { mode: 0o600 })
+      Fs.writeFileSync(takeover, `${process.pid} 0123\n`, { mode: 0o600 })
+      // its taker finishes right after our link finds it there
+      yield* patchLink(async (link, existing, target) => {
+        try {
+          await link(existing, target)
+        } catch (error) {
+          if (String(target) === takeover) Fs.rmSync(takeover, { force: true })
+          throw error
+        }
+      })
+      assert.strictEqual(yield* FileLock.withLock(lock, Effect.succeed("taken"), { timeout: "5 seconds" }), "taken")
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
+    }))
+
+  it.scopedLive("a socket at the lock's path is refused, and not called a symbolic link", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      const server = Net.createServer()
+      yield* Effect.acquireRelease(
+        Effect.promise(() => new Promise<void>((resolve) => server.listen(lock, resolve))),
+        () => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve())))
+      )
+      const ran: Array<string> = []
+      const error = yield* Effect.flip(
+        FileLock.withLock(lock, Effect.sync(() => ran.push("ran")), { timeout: "5 seconds" })
+      )
+      assert.deepStrictEqual(ran, [])
+      assert.notInclude(error.message, "symbolic link")
+      assert.isTrue(Fs.lstatSync(lock).isSocket())
+    }))
+
+  it.scopedLive("taking and releasing the lock many times leaves no file descriptor open", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = Path.join(dir, "token.json.lock")
+      const open = () => Fs.readdirSync("/proc/self/fd").length
+      const before = open()
+      for (let i = 0; i < 200; i++) yield* FileLock.withLock(lock, Effect.void)
+      assert.isBelow(open() - before, 50)
+    }))
 })
