@@ -168,7 +168,7 @@ describe("RefreshEngine scheduler, exactly: loading and the schedule", () => {
       }])
     }).pipe(fixedJitter))
 
-  it.effect("the jitter is at most 30 s, and at most a tenth of a short margin", () =>
+  it.effect("the jitter's width is 30 s, or a tenth of a margin shorter than 5 minutes", () =>
     Effect.gen(function*() {
       const tokens = set(1, T0 + 6 * 60 * MINUTE)
       const ten = yield* world(tokens, { margin: "10 minutes" })
