@@ -117,24 +117,42 @@ const isFreshCodeRefusal = (error: StravaError.StravaError) =>
   error._tag === "InvalidGrant" && error.grant === "authorization_code" &&
   error.resource.toLowerCase() === "authorizationcode" && error.field === "code" && error.code === "invalid"
 
-/**
- * The routes. They need the `SqlClient` (states), `StravaOAuth`, the `GrantStore` and `Athletes`.
- *
- * @since 0.3.0
- * @category routes
- */
-export const router = (options: Options) => {
+/** The options with their defaults, resolved once per router. */
+interface Settings {
+  readonly options: Options
+  readonly prefix: string
+  readonly publicUrl: string
+  readonly redirectUri: string
+  readonly scopes: ReadonlyArray<StravaScope>
+  readonly requiredScopes: ReadonlyArray<StravaScope>
+  readonly lifetime: Duration.Duration
+  readonly secure: boolean
+  readonly connectAgain: { readonly href: string; readonly text: string }
+  readonly home: { readonly href: string; readonly text: string }
+}
+
+const settingsOf = (options: Options): Settings => {
   const prefix = (options.prefix ?? "/strava").replace(/\/+$/, "")
   const publicUrl = options.publicUrl.replace(/\/+$/, "")
-  const redirectUri = `${publicUrl}${prefix}/callback`
   const scopes = options.scopes ?? ["read", "activity:read"]
-  const requiredScopes = options.requiredScopes ?? scopes
-  const lifetime = Duration.decode(options.stateLifetime ?? Duration.minutes(10))
-  const secure = publicUrl.startsWith("https://")
-  const connectAgain = { href: `${prefix}/connect`, text: "Connect with Strava again" }
-  const home = { href: options.afterConnect ?? "/", text: "Back to the app" }
+  return {
+    options,
+    prefix,
+    publicUrl,
+    redirectUri: `${publicUrl}${prefix}/callback`,
+    scopes,
+    requiredScopes: options.requiredScopes ?? scopes,
+    lifetime: Duration.decode(options.stateLifetime ?? Duration.minutes(10)),
+    secure: publicUrl.startsWith("https://"),
+    connectAgain: { href: `${prefix}/connect`, text: "Connect with Strava again" },
+    home: { href: options.afterConnect ?? "/", text: "Back to the app" }
+  }
+}
 
-  const connect = Effect.gen(function*() {
+/** `GET {prefix}/connect`: a fresh state for this browser, then Strava's authorize page. */
+const connectRoute = (settings: Settings) => {
+  const { lifetime, options, prefix, redirectUri, scopes, secure } = settings
+  return Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const oauth = yield* StravaOAuth
     const request = yield* HttpServerRequest.HttpServerRequest
@@ -172,23 +190,89 @@ export const router = (options: Options) => {
     }),
     Effect.withSpan("Connect.connect")
   )
+}
 
-  const exchange = (callback: Callback.Callback) =>
-    Effect.flatMap(StravaOAuth, (oauth) =>
-      oauth.exchangeCode(callback).pipe(
-        Effect.catchIf(isFreshCodeRefusal, () =>
-          Effect.zipRight(
-            Effect.sleep(options.codeRetryDelay ?? Duration.seconds(2)),
-            oauth.exchangeCode(callback)
-          ))
-      ))
+/** The code exchange, with one more try after a short wait for a fresh code Strava refused. */
+const exchangeFor = (settings: Settings) => (callback: Callback.Callback) =>
+  Effect.flatMap(StravaOAuth, (oauth) =>
+    oauth.exchangeCode(callback).pipe(
+      Effect.catchIf(isFreshCodeRefusal, () =>
+        Effect.zipRight(
+          Effect.sleep(settings.options.codeRetryDelay ?? Duration.seconds(2)),
+          oauth.exchangeCode(callback)
+        ))
+    ))
 
-  const callback: Effect.Effect<
-    HttpServerResponse.HttpServerResponse,
-    never,
-    SqlClient.SqlClient | GrantStore | StravaOAuth | HttpServerRequest.HttpServerRequest
-  > = Effect.gen(function*() {
+/** A redirect Strava sent back without a grant (Cancel, an unticked scope, no code): what to tell the athlete. */
+const refusal = (settings: Settings, error: Callback.CallbackError): Page.Message => {
+  switch (error._tag) {
+    case "AuthorizationDenied":
+      return {
+        status: 403,
+        title: "You did not connect your Strava account",
+        detail: "Strava says the authorization was cancelled. Nothing was stored. Connect again whenever you want to.",
+        links: [settings.connectAgain, settings.home]
+      }
+    case "InsufficientScope":
+      return {
+        status: 403,
+        title: "The app needs a permission you did not tick",
+        detail: `${error.message} Nothing was stored. Connect again and leave the box ticked.`,
+        links: [settings.connectAgain, settings.home]
+      }
+    default:
+      return {
+        status: 400,
+        title: "This answer from Strava is incomplete",
+        detail: error.message,
+        links: [settings.connectAgain]
+      }
+  }
+}
+
+/**
+ * Takes the state (one use: it is gone whatever comes next) and checks that this browser started the
+ * connect: where to go afterwards, or the page that says why not.
+ */
+const refused = (message: Page.Message) => ({ _tag: "Refused" as const, message })
+
+const takeState = (settings: Settings, request: HttpServerRequest.HttpServerRequest, state: string) =>
+  Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ readonly binding: string; readonly return_to: string | null }>`DELETE FROM
+      strava_auth_states WHERE digest = ${yield* digest(state)} AND expires_at > now() RETURNING binding, return_to`
+    const nonce = request.cookies[cookieName]
+    const taken = rows[0]
+    if (taken === undefined) {
+      return refused({
+        status: 400,
+        title: "This connect link has expired or was already used",
+        detail: "Each connect can be completed once, within a few minutes. Start it again.",
+        links: [settings.connectAgain]
+      })
+    }
+    if (nonce === undefined || !OAuthState.equals(taken.binding, yield* digest(nonce))) {
+      yield* Effect.logWarning("a connect answer came to a browser that did not start it; refused")
+      return refused({
+        status: 400,
+        title: "This connect was not started in this browser",
+        detail: "For your safety the app only completes a connect in the browser that started it. " +
+          "If you did start it, start it again here.",
+        links: [settings.connectAgain]
+      })
+    }
+    return { _tag: "Taken" as const, returnTo: taken.return_to }
+  })
+
+/** `GET {prefix}/callback`: the state taken once, the binding checked, the code exchanged, the grant stored. */
+const callbackRoute = (settings: Settings): Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  never,
+  SqlClient.SqlClient | GrantStore | StravaOAuth | HttpServerRequest.HttpServerRequest
+> => {
+  const { connectAgain, home, options, prefix, requiredScopes, secure } = settings
+  const exchange = exchangeFor(settings)
+  return Effect.gen(function*() {
     const store = yield* GrantStore
     const request = yield* HttpServerRequest.HttpServerRequest
     const url = new URL(request.url, "http://x")
@@ -209,57 +293,10 @@ export const router = (options: Options) => {
         links: [connectAgain]
       })
     }
-    // One use: the state is taken whatever comes next.
-    const rows = yield* sql<{ readonly binding: string; readonly return_to: string | null }>`DELETE FROM
-      strava_auth_states WHERE digest = ${yield* digest(state)} AND expires_at > now() RETURNING binding, return_to`
-    const nonce = request.cookies[cookieName]
-    const taken = rows[0]
-    if (taken === undefined) {
-      return page({
-        status: 400,
-        title: "This connect link has expired or was already used",
-        detail: "Each connect can be completed once, within a few minutes. Start it again.",
-        links: [connectAgain]
-      })
-    }
-    if (nonce === undefined || !OAuthState.equals(taken.binding, yield* digest(nonce))) {
-      yield* Effect.logWarning("a connect answer came to a browser that did not start it; refused")
-      return page({
-        status: 400,
-        title: "This connect was not started in this browser",
-        detail: "For your safety the app only completes a connect in the browser that started it. " +
-          "If you did start it, start it again here.",
-        links: [connectAgain]
-      })
-    }
+    const taken = yield* takeState(settings, request, state)
+    if (taken._tag === "Refused") return page(taken.message)
     const checked = yield* Effect.either(Callback.parse(url, { state, requiredScopes }))
-    if (checked._tag === "Left") {
-      const error = checked.left
-      switch (error._tag) {
-        case "AuthorizationDenied":
-          return page({
-            status: 403,
-            title: "You did not connect your Strava account",
-            detail: "Strava says the authorization was cancelled. Nothing was stored. " +
-              "Connect again whenever you want to.",
-            links: [connectAgain, home]
-          })
-        case "InsufficientScope":
-          return page({
-            status: 403,
-            title: "The app needs a permission you did not tick",
-            detail: `${error.message} Nothing was stored. Connect again and leave the box ticked.`,
-            links: [connectAgain, home]
-          })
-        default:
-          return page({
-            status: 400,
-            title: "This answer from Strava is incomplete",
-            detail: error.message,
-            links: [connectAgain]
-          })
-      }
-    }
+    if (checked._tag === "Left") return page(refusal(settings, checked.left))
     const tokens: TokenSet | StravaError.StravaError = yield* exchange(checked.right).pipe(
       Effect.catchAll((error) => Effect.succeed(error))
     )
@@ -316,7 +353,7 @@ export const router = (options: Options) => {
       }
     }
     return clearCookie(
-      HttpServerResponse.redirect(taken.return_to ?? options.afterConnect ?? "/", {
+      HttpServerResponse.redirect(taken.returnTo ?? options.afterConnect ?? "/", {
         status: 303,
         headers: { "cache-control": "no-store" }
       })
@@ -325,8 +362,12 @@ export const router = (options: Options) => {
     Effect.catchTags({ SqlError: databaseDown }),
     Effect.withSpan("Connect.callback")
   )
+}
 
-  const disconnect = Effect.gen(function*() {
+/** `POST {prefix}/disconnect`: the app's say, same-origin only, then revoke at Strava and remove. */
+const disconnectRoute = (settings: Settings) => {
+  const { home, options, publicUrl } = settings
+  return Effect.gen(function*() {
     const athletes = yield* Athletes
     const request = yield* HttpServerRequest.HttpServerRequest
     // A form posted from another site must not disconnect anyone (the browser sends Origin on POSTs).
@@ -360,10 +401,20 @@ export const router = (options: Options) => {
     }
     return HttpServerResponse.redirect(options.afterDisconnect ?? "/", { status: 303 })
   }).pipe(Effect.withSpan("Connect.disconnect"))
+}
 
+/**
+ * The routes. They need the `SqlClient` (states), `StravaOAuth`, the `GrantStore` and `Athletes`.
+ *
+ * @since 0.3.0
+ * @category routes
+ */
+export const router = (options: Options) => {
+  const settings = settingsOf(options)
+  const { prefix } = settings
   return HttpRouter.empty.pipe(
-    HttpRouter.get(`${prefix}/connect` as HttpRouter.PathInput, connect),
-    HttpRouter.get(`${prefix}/callback` as HttpRouter.PathInput, callback),
-    HttpRouter.post(`${prefix}/disconnect` as HttpRouter.PathInput, disconnect)
+    HttpRouter.get(`${prefix}/connect` as HttpRouter.PathInput, connectRoute(settings)),
+    HttpRouter.get(`${prefix}/callback` as HttpRouter.PathInput, callbackRoute(settings)),
+    HttpRouter.post(`${prefix}/disconnect` as HttpRouter.PathInput, disconnectRoute(settings))
   )
 }
