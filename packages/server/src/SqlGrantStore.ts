@@ -150,6 +150,172 @@ interface Held {
   open: boolean
 }
 
+/** What the store's parts share: the client, the cipher, the locks this fiber holds, the lock timeout. */
+interface Ctx {
+  readonly sql: SqlClient.SqlClient
+  readonly cipher: TokenCipher.TokenCipher
+  /**
+   * The connections this fiber holds a grant's lock on, by key: the store's own statements for that grant run
+   * there (elsewhere they would wait for the lock this fiber holds).
+   */
+  readonly held: FiberRef.FiberRef<ReadonlyMap<string, Held>>
+  readonly lockTimeoutMillis: number
+}
+
+const on = <A, E, R>(connection: SqlConnection.Connection, effect: Effect.Effect<A, E, R>) =>
+  Effect.provideService(effect, SqlClient.TransactionConnection, [connection, 1] as const)
+const forKey = (ctx: Ctx, key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(FiberRef.get(ctx.held), (map) => {
+    const lock = map.get(key)
+    return lock === undefined ? effect : on(lock.connection, effect)
+  })
+
+const athleteId = (key: string): Effect.Effect<string, GrantStoreError> =>
+  athleteIdPattern.test(key)
+    ? Effect.succeed(key)
+    : Effect.fail(malformed(key, `grants here are keyed by athlete id (digits), not "${key.slice(0, 40)}".`))
+
+const select = (ctx: Ctx, id: string) =>
+  ctx.sql`SELECT athlete_id::text AS athlete_id, token_type, access_token, refresh_token, key_id,
+    floor(extract(epoch from expires_at))::bigint::text AS expires_at, scopes, athlete, version::text AS version
+    FROM strava_grants WHERE athlete_id = ${id}`
+
+const toTokens = (ctx: Ctx, key: string, row: Row): Effect.Effect<TokenSet, GrantStoreError> =>
+  Effect.gen(function*() {
+    const access = yield* ctx.cipher.decrypt(row.key_id, row.access_token, `${key}:access_token`)
+    const refresh = yield* ctx.cipher.decrypt(row.key_id, row.refresh_token, `${key}:refresh_token`)
+    return yield* decodeTokens({
+      tokenType: row.token_type,
+      accessToken: access,
+      refreshToken: refresh,
+      expiresAt: row.expires_at,
+      scopes: row.scopes,
+      ...(row.athlete === null ? {} : { athlete: row.athlete })
+    })
+  }).pipe(
+    Effect.catchTags({
+      CipherError: (error) => Effect.fail(malformed(key, error.message)),
+      ParseError: () => Effect.fail(malformed(key, "the stored row does not hold a valid grant; connect again."))
+    })
+  )
+
+const read = (ctx: Ctx, key: string, id: string) =>
+  Effect.gen(function*() {
+    const rows = yield* select(ctx, id).pipe(Effect.mapError(storeError(key, "reading the grant")))
+    if (rows.length === 0) return Option.none<readonly [TokenSet, string]>()
+    const row = yield* decodeRow(rows[0]).pipe(
+      Effect.mapError(() => malformed(key, "the stored row has an unexpected shape; check the migrations."))
+    )
+    return Option.some([yield* toTokens(ctx, key, row), row.version] as const)
+  })
+
+const sealed = (ctx: Ctx, key: string, tokens: TokenSet) =>
+  Effect.all({
+    access: ctx.cipher.encrypt(Redacted.value(tokens.accessToken), `${key}:access_token`),
+    refresh: ctx.cipher.encrypt(Redacted.value(tokens.refreshToken), `${key}:refresh_token`)
+  })
+
+// Takes (or takes again) the row lock in an open transaction on `connection`.
+const lockRow = (ctx: Ctx, key: string, id: string, lock: Held) =>
+  on(
+    lock.connection,
+    Effect.gen(function*() {
+      // Open before BEGIN is sent: an interruption while it is in flight still rolls back (a ROLLBACK
+      // outside a transaction is only a warning), so no connection goes back to the pool inside one.
+      lock.open = true
+      yield* ctx.sql.unsafe("BEGIN")
+      yield* ctx.sql.unsafe(`SET LOCAL lock_timeout = ${ctx.lockTimeoutMillis}`)
+      yield* ctx.sql`SELECT 1 FROM strava_grants WHERE athlete_id = ${id} FOR UPDATE`
+    })
+  ).pipe(Effect.mapError(storeError(key, "taking the grant's lock")))
+
+const write = (ctx: Ctx, key: string, id: string, tokens: TokenSet, expected: string | undefined) =>
+  Effect.gen(function*() {
+    const { access, refresh } = yield* sealed(ctx, key, tokens)
+    const athlete = tokens.athlete === undefined ? null : JSON.stringify(tokens.athlete)
+    const scopes = `{${tokens.scopes.join(",")}}`
+    if (expected === undefined) {
+      yield* ctx.sql`INSERT INTO strava_grants
+          (athlete_id, token_type, access_token, refresh_token, key_id, expires_at, scopes, athlete)
+        VALUES (${id}, ${tokens.tokenType}, ${access}, ${refresh}, ${ctx.cipher.keyId},
+          to_timestamp(${tokens.expiresAt}), ${scopes}::text[], ${athlete}::jsonb)
+        ON CONFLICT (athlete_id) DO UPDATE SET token_type = excluded.token_type,
+          access_token = excluded.access_token, refresh_token = excluded.refresh_token,
+          key_id = excluded.key_id, expires_at = excluded.expires_at, scopes = excluded.scopes,
+          athlete = coalesce(excluded.athlete, strava_grants.athlete),
+          version = strava_grants.version + 1, updated_at = now()`
+      return true
+    }
+    const changed = yield* ctx.sql`UPDATE strava_grants SET token_type = ${tokens.tokenType},
+        access_token = ${access}, refresh_token = ${refresh}, key_id = ${ctx.cipher.keyId},
+        expires_at = to_timestamp(${tokens.expiresAt}), scopes = ${scopes}::text[],
+        athlete = coalesce(${athlete}::jsonb, athlete), version = version + 1, updated_at = now()
+      WHERE athlete_id = ${id} AND version = ${expected} RETURNING 1 AS one`
+    return changed.length === 1
+  }).pipe(Effect.mapError(storeError(key, "writing the grant")))
+
+// A write under the lock is made durable before it returns: commit the lock's transaction, then hold the
+// row again for what is left of `withLock`. The write stands once the commit succeeded: if the row cannot be
+// locked again (another holder, a lost connection), the transaction is rolled back and the rest of `withLock`
+// runs without the lock (every caller's write is its last step), which is logged.
+const commitHeld = (ctx: Ctx, key: string, id: string, lock: Held) =>
+  Effect.gen(function*() {
+    yield* on(lock.connection, ctx.sql.unsafe("COMMIT")).pipe(Effect.mapError(storeError(key, "committing the grant")))
+    lock.open = false
+    yield* lockRow(ctx, key, id, lock).pipe(
+      Effect.catchAll((error) =>
+        Effect.zipRight(
+          on(lock.connection, ctx.sql.unsafe("ROLLBACK")).pipe(
+            Effect.ignore,
+            Effect.tap(() => Effect.sync(() => (lock.open = false)))
+          ),
+          Effect.logWarning("the grant was written; its lock could not be taken again").pipe(
+            Effect.annotateLogs({ athlete_id: key, error: error.message })
+          )
+        )
+      )
+    )
+  })
+
+const put = (ctx: Ctx): GrantStoreShape["put"] => (key, tokens, putOptions) =>
+  Effect.gen(function*() {
+    const id = yield* athleteId(key)
+    const lock = (yield* FiberRef.get(ctx.held)).get(key)
+    const run = <A, E, R>(effect: Effect.Effect<A, E, R>) => lock === undefined ? effect : on(lock.connection, effect)
+    if (putOptions?.replaces !== undefined) {
+      // Compare-and-set: the stored set must still be the one replaced; its version guards the write.
+      const stored = yield* run(read(ctx, key, id))
+      if (!mayReplace(Option.map(stored, ([tokens]) => tokens), putOptions)) {
+        return yield* new StaleGrant({ key })
+      }
+      const version = Option.getOrThrow(stored)[1]
+      if (!(yield* run(write(ctx, key, id, tokens, version)))) return yield* new StaleGrant({ key })
+    } else {
+      yield* run(write(ctx, key, id, tokens, undefined))
+    }
+    if (lock !== undefined) yield* commitHeld(ctx, key, id, lock)
+  }).pipe(Effect.withSpan("SqlGrantStore.put", { attributes: { athlete_id: key } }))
+
+const withLock = (ctx: Ctx): GrantStoreShape["withLock"] => (key, effect) =>
+  Effect.gen(function*() {
+    const id = yield* athleteId(key)
+    const current = yield* FiberRef.get(ctx.held)
+    if (current.has(key)) return yield* effect // already held by this fiber
+    const connection = yield* ctx.sql.reserve.pipe(Effect.mapError(storeError(key, "connecting")))
+    const lock: Held = { connection, open: false }
+    // Whatever happens (failure, interruption), an open transaction is rolled back before the connection goes
+    // back to the pool (finalizers run last-added first: this one before the connection's release).
+    yield* Effect.addFinalizer(() =>
+      lock.open ? on(connection, ctx.sql.unsafe("ROLLBACK")).pipe(Effect.ignore) : Effect.void
+    )
+    yield* lockRow(ctx, key, id, lock)
+    const result = yield* Effect.locally(effect, ctx.held, new Map(current).set(key, lock))
+    // Every write under the lock was committed where it was made (`put`, `remove`): this ends reads only.
+    yield* on(connection, ctx.sql.unsafe("COMMIT")).pipe(Effect.ignore)
+    lock.open = false
+    return result
+  }).pipe(Effect.scoped, Effect.withSpan("SqlGrantStore.withLock", { attributes: { athlete_id: key } }))
+
 /**
  * Builds the store over the `SqlClient` in context. Run `migrate` once before (every replica may run it).
  *
@@ -160,177 +326,24 @@ export const make = (options: Options = {}): Effect.Effect<SqlGrantStore, never,
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const cipher = options.cipher ?? TokenCipher.plain
-    const lockTimeoutMillis = Math.max(1, Math.round(Duration.toMillis(options.lockTimeout ?? Duration.seconds(30))))
-    // The connections this fiber holds a grant's lock on, by key: the store's own statements for that grant run
-    // there (elsewhere they would wait for the lock this fiber holds).
-    const held = FiberRef.unsafeMake<ReadonlyMap<string, Held>>(new Map())
-
-    const on = <A, E, R>(connection: SqlConnection.Connection, effect: Effect.Effect<A, E, R>) =>
-      Effect.provideService(effect, SqlClient.TransactionConnection, [connection, 1] as const)
-    const forKey = (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.flatMap(FiberRef.get(held), (map) => {
-        const lock = map.get(key)
-        return lock === undefined ? effect : on(lock.connection, effect)
-      })
-
-    const athleteId = (key: string): Effect.Effect<string, GrantStoreError> =>
-      athleteIdPattern.test(key)
-        ? Effect.succeed(key)
-        : Effect.fail(malformed(key, `grants here are keyed by athlete id (digits), not "${key.slice(0, 40)}".`))
-
-    const select = (id: string) =>
-      sql`SELECT athlete_id::text AS athlete_id, token_type, access_token, refresh_token, key_id,
-        floor(extract(epoch from expires_at))::bigint::text AS expires_at, scopes, athlete, version::text AS version
-        FROM strava_grants WHERE athlete_id = ${id}`
-
-    const toTokens = (key: string, row: Row): Effect.Effect<TokenSet, GrantStoreError> =>
-      Effect.gen(function*() {
-        const access = yield* cipher.decrypt(row.key_id, row.access_token, `${key}:access_token`)
-        const refresh = yield* cipher.decrypt(row.key_id, row.refresh_token, `${key}:refresh_token`)
-        return yield* decodeTokens({
-          tokenType: row.token_type,
-          accessToken: access,
-          refreshToken: refresh,
-          expiresAt: row.expires_at,
-          scopes: row.scopes,
-          ...(row.athlete === null ? {} : { athlete: row.athlete })
-        })
-      }).pipe(
-        Effect.catchTags({
-          CipherError: (error) => Effect.fail(malformed(key, error.message)),
-          ParseError: () => Effect.fail(malformed(key, "the stored row does not hold a valid grant; connect again."))
-        })
-      )
-
-    const read = (key: string, id: string) =>
-      Effect.gen(function*() {
-        const rows = yield* select(id).pipe(Effect.mapError(storeError(key, "reading the grant")))
-        if (rows.length === 0) return Option.none<readonly [TokenSet, string]>()
-        const row = yield* decodeRow(rows[0]).pipe(
-          Effect.mapError(() => malformed(key, "the stored row has an unexpected shape; check the migrations."))
-        )
-        return Option.some([yield* toTokens(key, row), row.version] as const)
-      })
-
-    const sealed = (key: string, tokens: TokenSet) =>
-      Effect.all({
-        access: cipher.encrypt(Redacted.value(tokens.accessToken), `${key}:access_token`),
-        refresh: cipher.encrypt(Redacted.value(tokens.refreshToken), `${key}:refresh_token`)
-      })
-
-    // Takes (or takes again) the row lock in an open transaction on `connection`.
-    const lockRow = (key: string, id: string, lock: Held) =>
-      on(
-        lock.connection,
-        Effect.gen(function*() {
-          // Open before BEGIN is sent: an interruption while it is in flight still rolls back (a ROLLBACK
-          // outside a transaction is only a warning), so no connection goes back to the pool inside one.
-          lock.open = true
-          yield* sql.unsafe("BEGIN")
-          yield* sql.unsafe(`SET LOCAL lock_timeout = ${lockTimeoutMillis}`)
-          yield* sql`SELECT 1 FROM strava_grants WHERE athlete_id = ${id} FOR UPDATE`
-        })
-      ).pipe(Effect.mapError(storeError(key, "taking the grant's lock")))
-
-    const write = (key: string, id: string, tokens: TokenSet, expected: string | undefined) =>
-      Effect.gen(function*() {
-        const { access, refresh } = yield* sealed(key, tokens)
-        const athlete = tokens.athlete === undefined ? null : JSON.stringify(tokens.athlete)
-        const scopes = `{${tokens.scopes.join(",")}}`
-        if (expected === undefined) {
-          yield* sql`INSERT INTO strava_grants
-              (athlete_id, token_type, access_token, refresh_token, key_id, expires_at, scopes, athlete)
-            VALUES (${id}, ${tokens.tokenType}, ${access}, ${refresh}, ${cipher.keyId},
-              to_timestamp(${tokens.expiresAt}), ${scopes}::text[], ${athlete}::jsonb)
-            ON CONFLICT (athlete_id) DO UPDATE SET token_type = excluded.token_type,
-              access_token = excluded.access_token, refresh_token = excluded.refresh_token,
-              key_id = excluded.key_id, expires_at = excluded.expires_at, scopes = excluded.scopes,
-              athlete = coalesce(excluded.athlete, strava_grants.athlete),
-              version = strava_grants.version + 1, updated_at = now()`
-          return true
-        }
-        const changed = yield* sql`UPDATE strava_grants SET token_type = ${tokens.tokenType},
-            access_token = ${access}, refresh_token = ${refresh}, key_id = ${cipher.keyId},
-            expires_at = to_timestamp(${tokens.expiresAt}), scopes = ${scopes}::text[],
-            athlete = coalesce(${athlete}::jsonb, athlete), version = version + 1, updated_at = now()
-          WHERE athlete_id = ${id} AND version = ${expected} RETURNING 1 AS one`
-        return changed.length === 1
-      }).pipe(Effect.mapError(storeError(key, "writing the grant")))
-
-    // A write under the lock is made durable before it returns: commit the lock's transaction, then hold the
-    // row again for what is left of `withLock`. The write stands once the commit succeeded: if the row cannot be
-    // locked again (another holder, a lost connection), the transaction is rolled back and the rest of `withLock`
-    // runs without the lock (every caller's write is its last step), which is logged.
-    const commitHeld = (key: string, id: string, lock: Held) =>
-      Effect.gen(function*() {
-        yield* on(lock.connection, sql.unsafe("COMMIT")).pipe(Effect.mapError(storeError(key, "committing the grant")))
-        lock.open = false
-        yield* lockRow(key, id, lock).pipe(
-          Effect.catchAll((error) =>
-            Effect.zipRight(
-              on(lock.connection, sql.unsafe("ROLLBACK")).pipe(
-                Effect.ignore,
-                Effect.tap(() => Effect.sync(() => (lock.open = false)))
-              ),
-              Effect.logWarning("the grant was written; its lock could not be taken again").pipe(
-                Effect.annotateLogs({ athlete_id: key, error: error.message })
-              )
-            )
-          )
-        )
-      })
-
-    const put: GrantStoreShape["put"] = (key, tokens, putOptions) =>
-      Effect.gen(function*() {
-        const id = yield* athleteId(key)
-        const lock = (yield* FiberRef.get(held)).get(key)
-        const run = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-          lock === undefined ? effect : on(lock.connection, effect)
-        if (putOptions?.replaces !== undefined) {
-          // Compare-and-set: the stored set must still be the one replaced; its version guards the write.
-          const stored = yield* run(read(key, id))
-          if (!mayReplace(Option.map(stored, ([tokens]) => tokens), putOptions)) {
-            return yield* new StaleGrant({ key })
-          }
-          const version = Option.getOrThrow(stored)[1]
-          if (!(yield* run(write(key, id, tokens, version)))) return yield* new StaleGrant({ key })
-        } else {
-          yield* run(write(key, id, tokens, undefined))
-        }
-        if (lock !== undefined) yield* commitHeld(key, id, lock)
-      }).pipe(Effect.withSpan("SqlGrantStore.put", { attributes: { athlete_id: key } }))
-
-    const withLock: GrantStoreShape["withLock"] = (key, effect) =>
-      Effect.gen(function*() {
-        const id = yield* athleteId(key)
-        const current = yield* FiberRef.get(held)
-        if (current.has(key)) return yield* effect // already held by this fiber
-        const connection = yield* sql.reserve.pipe(Effect.mapError(storeError(key, "connecting")))
-        const lock: Held = { connection, open: false }
-        // Whatever happens (failure, interruption), an open transaction is rolled back before the connection goes
-        // back to the pool (finalizers run last-added first: this one before the connection's release).
-        yield* Effect.addFinalizer(() =>
-          lock.open ? on(connection, sql.unsafe("ROLLBACK")).pipe(Effect.ignore) : Effect.void
-        )
-        yield* lockRow(key, id, lock)
-        const result = yield* Effect.locally(effect, held, new Map(current).set(key, lock))
-        // Every write under the lock was committed where it was made (`put`, `remove`): this ends reads only.
-        yield* on(connection, sql.unsafe("COMMIT")).pipe(Effect.ignore)
-        lock.open = false
-        return result
-      }).pipe(Effect.scoped, Effect.withSpan("SqlGrantStore.withLock", { attributes: { athlete_id: key } }))
+    const ctx: Ctx = {
+      sql,
+      cipher,
+      held: FiberRef.unsafeMake<ReadonlyMap<string, Held>>(new Map()),
+      lockTimeoutMillis: Math.max(1, Math.round(Duration.toMillis(options.lockTimeout ?? Duration.seconds(30))))
+    }
 
     const store: SqlGrantStore = {
       get: (key) =>
-        Effect.flatMap(athleteId(key), (id) => forKey(key)(read(key, id))).pipe(
+        Effect.flatMap(athleteId(key), (id) => forKey(ctx, key)(read(ctx, key, id))).pipe(
           Effect.map(Option.map(([tokens]) => tokens)),
           Effect.withSpan("SqlGrantStore.get", { attributes: { athlete_id: key } })
         ),
-      put,
+      put: put(ctx),
       remove: (key) =>
         Effect.gen(function*() {
           const id = yield* athleteId(key)
-          const lock = (yield* FiberRef.get(held)).get(key)
+          const lock = (yield* FiberRef.get(ctx.held)).get(key)
           const remove = sql`DELETE FROM strava_grants WHERE athlete_id = ${id}`.pipe(
             Effect.mapError(storeError(key, "removing the grant"))
           )
@@ -339,7 +352,7 @@ export const make = (options: Options = {}): Effect.Effect<SqlGrantStore, never,
           } else {
             // Under the lock: durable before it returns, as `put`.
             yield* on(lock.connection, remove)
-            yield* commitHeld(key, id, lock)
+            yield* commitHeld(ctx, key, id, lock)
           }
         }).pipe(Effect.asVoid, Effect.withSpan("SqlGrantStore.remove", { attributes: { athlete_id: key } })),
       list: sql<{ readonly athlete_id: string }>`SELECT athlete_id::text AS athlete_id FROM strava_grants
@@ -347,7 +360,7 @@ export const make = (options: Options = {}): Effect.Effect<SqlGrantStore, never,
         Effect.map((rows) => rows.map((row) => row.athlete_id)),
         Effect.mapError(storeError("*", "listing grants"))
       ),
-      withLock,
+      withLock: withLock(ctx),
       summaries: (limit) =>
         sql<{
           readonly athlete_id: string
@@ -377,16 +390,16 @@ export const make = (options: Options = {}): Effect.Effect<SqlGrantStore, never,
         let rewritten = 0
         const keys = yield* store.list
         for (const key of keys) {
-          rewritten += yield* withLock(
+          rewritten += yield* withLock(ctx)(
             key,
             Effect.gen(function*() {
-              const rows = yield* forKey(key)(
+              const rows = yield* forKey(ctx, key)(
                 sql<{ readonly key_id: string | null }>`SELECT key_id FROM strava_grants WHERE athlete_id = ${key}`
               ).pipe(Effect.mapError(storeError(key, "reading the grant")))
               if (rows.length === 0 || rows[0]!.key_id === cipher.keyId) return 0
               const stored = yield* store.get(key)
               if (Option.isNone(stored)) return 0
-              yield* put(key, stored.value, { replaces: stored.value }).pipe(
+              yield* put(ctx)(key, stored.value, { replaces: stored.value }).pipe(
                 Effect.catchTag("StaleGrant", () => Effect.void)
               )
               return 1
