@@ -69,20 +69,22 @@ const world = (
       initial === undefined ? new Map() : initial instanceof TokenSet ? new Map([[k, initial]]) : initial
     )
     const calls: Array<RefreshEngine.RefreshOptions> = []
-    const control: { script: RefreshEngine.Executor; readError: string | undefined } = {
+    const control: { script: RefreshEngine.Executor; readError: string | undefined; reads: number } = {
       script: () => Effect.die("no answer scripted"),
-      readError: undefined // when set, the store cannot be read, with this detail
+      readError: undefined, // when set, the store cannot be read, with this detail
+      reads: 0
     }
     const store: GrantStore.GrantStoreShape = {
       ...inner,
       get: (key) =>
-        Effect.suspend(() =>
-          control.readError === undefined
+        Effect.suspend(() => {
+          control.reads += 1
+          return control.readError === undefined
             ? inner.get(key)
             : Effect.fail(
               new GrantStore.GrantStoreError({ key, reason: "Io", location: "test", detail: control.readError })
             )
-        )
+        })
     }
     const engine = yield* RefreshEngine.make({
       ...options,
@@ -1217,4 +1219,110 @@ describe("RefreshEngine, exactly: more edges", () => {
         "in memory and written as soon as the store accepts it. Fix the store at once."
     )
   })
+})
+
+describe("RefreshEngine scheduler, exactly: reading the store", () => {
+  it.effect("token() serves the set it holds without reading the store; what another process stored comes with sync", () =>
+    Effect.gen(function*() {
+      const tokens = set(1, T0 + 6 * 60 * MINUTE)
+      const theirs = set(2, T0 + 6 * 60 * MINUTE)
+      const { control, engine, store } = yield* world(tokens)
+      assert.strictEqual(yield* engine.token(k), tokens) // not read yet: read once
+      assert.strictEqual(control.reads, 1)
+      yield* store.put(k, theirs)
+      assert.strictEqual(yield* engine.token(k), tokens)
+      assert.strictEqual(control.reads, 1)
+      yield* engine.sync(k)
+      assert.strictEqual(yield* engine.token(k), theirs)
+    }).pipe(fixedJitter))
+
+  it.effect("a login stored after the grant was removed or refused is picked up by token() and refresh() without a sync", () =>
+    Effect.gen(function*() {
+      for (const how of ["removed", "refused"] as const) {
+        for (const call of ["token", "refresh"] as const) {
+          const tokens = set(1, T0 + 30 * MINUTE)
+          const login = set(2, T0 + 6 * 60 * MINUTE)
+          const { control, engine, store } = yield* world(tokens)
+          yield* engine.sync(k)
+          if (how === "removed") {
+            yield* store.remove(k)
+            yield* engine.sync(k)
+            assert.strictEqual(engine.state(k)._tag, "Empty")
+          } else {
+            control.script = failWith(makeInvalidGrant())
+            yield* Effect.flip(engine.refresh(k))
+            assert.strictEqual(engine.state(k)._tag, "NeedsLogin")
+          }
+          yield* store.put(k, login)
+          const got = call === "token" ? yield* engine.token(k) : (yield* engine.refresh(k)).tokens
+          assert.strictEqual(got, login, `${how}, then ${call}`)
+        }
+      }
+    }).pipe(fixedJitter))
+
+  it.effect("a store unreadable from the start that then says there is no grant: Empty, with the warning", () =>
+    Effect.gen(function*() {
+      const logs: Array<Logged> = []
+      const { control, engine } = yield* world(undefined)
+      control.readError = "cannot read"
+      yield* engine.sync(k)
+      assert.strictEqual(retrying(engine).tokens, undefined)
+      control.readError = undefined
+      yield* engine.sync(k).pipe(Effect.provide(capturing(logs)))
+      assert.strictEqual(engine.state(k)._tag, "Empty")
+      assert.deepStrictEqual(logs.map((l) => [l.level, l.message, l.annotations["reason"]]), [
+        ["WARN", "needs login", "no grant stored"]
+      ])
+    }).pipe(fixedJitter))
+
+  it.effect("after a failure, a set another process stored meanwhile is adopted on sync", () =>
+    Effect.gen(function*() {
+      const tokens = set(1, T0 + 30 * MINUTE)
+      const theirs = set(2, T0 + 6 * 60 * MINUTE)
+      const { control, engine, store } = yield* world(tokens)
+      yield* engine.sync(k)
+      control.script = failWith(makeServerError())
+      yield* Effect.flip(engine.refresh(k))
+      yield* store.put(k, theirs)
+      yield* engine.sync(k)
+      assert.strictEqual(active(engine).tokens, theirs)
+    }).pipe(fixedJitter))
+
+  it.effect("during an app-wide refusal a grant with nothing scheduled (no grant stored) still has no next attempt", () =>
+    Effect.gen(function*() {
+      const { control, engine } = yield* world(new Map([["a", set(1, T0 + 30 * MINUTE)]]))
+      yield* engine.sync("none")
+      control.script = failWith(new StravaError.AppInactive({ status: 403 }))
+      yield* Effect.flip(engine.refresh("a"))
+      assert.isAbove(engine.nextAttemptAt("a")!, T0)
+      assert.isUndefined(engine.nextAttemptAt("none"))
+    }).pipe(fixedJitter))
+
+  it.effect("invalidate of a grant removed from the store is LoginRequired, also within the floor of the last attempt", () =>
+    Effect.gen(function*() {
+      const tokens = set(1, T0 + 30 * MINUTE)
+      const { control, engine, store } = yield* world(tokens)
+      control.script = answer(refreshed(set(2, T0 + 6 * 60 * MINUTE), tokens))
+      yield* engine.refresh(k)
+      yield* store.remove(k)
+      yield* engine.sync(k)
+      yield* TestClock.adjust(SECOND)
+      const error = yield* Effect.flip(engine.invalidate(k, tokens.accessToken))
+      assert.strictEqual(error._tag, "LoginRequired")
+    }).pipe(fixedJitter))
+
+  it.effect("a fast clock's same token is served until the next attempt only while Active: after a failure, none", () =>
+    Effect.gen(function*() {
+      const tokens = set(1, T0 - 10 * MINUTE)
+      const { control, engine } = yield* world(tokens)
+      yield* engine.sync(k)
+      control.script = answer(refreshed(tokens, tokens))
+      yield* engine.refresh(k) // the same token: served although expired here
+      assert.strictEqual(yield* engine.token(k), tokens)
+      yield* TestClock.setTime(active(engine).nextRefreshAt)
+      control.script = failWith(makeServerError())
+      yield* Effect.flip(engine.refresh(k))
+      const error = yield* Effect.flip(engine.token(k))
+      assert.strictEqual(error._tag, "TokenUnavailable")
+    }).pipe(fixedJitter))
 })
