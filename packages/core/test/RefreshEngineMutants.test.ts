@@ -857,9 +857,9 @@ describe("RefreshEngine.refreshOnce, exactly", () => {
         )
       }
       const fingerprint = yield* RefreshEngine.fingerprint(otherAccess)
-      assert.strictEqual(
-        (yield* locked(store, oauth, { force: true, seenFingerprint: fingerprint }))._tag,
-        "Current"
+      assert.deepStrictEqual(
+        yield* locked(store, oauth, { force: true, seenFingerprint: fingerprint }),
+        RefreshEngine.Outcome.Current({ tokens })
       )
       assert.strictEqual(control.requests, 0)
       const same = yield* RefreshEngine.fingerprint(tokens)
