@@ -248,7 +248,8 @@ const readRegular = async (path: string): Promise<string> => {
 }
 
 const stampOf = (info: FileSystem.File.Info): Stamp => ({
-  ino: Number(info.ino ?? 0),
+  // `ino` is an Option in the platform's File.Info (Number(Option) was NaN, so no two stamps were ever equal).
+  ino: Option.match(info.ino, { onNone: () => 0, onSome: Number }),
   mtimeMs: Option.match(info.mtime, { onNone: () => 0, onSome: (d) => d.getTime() }),
   size: Number(info.size)
 })

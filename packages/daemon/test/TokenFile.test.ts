@@ -300,9 +300,7 @@ describe("TokenFile, exactly", () => {
       assert.strictEqual((yield* Effect.flip(TokenFile.read(empty))).message, malformed(empty, "the JSON itself"))
     }).pipe(Effect.provide(NodeFileSystem.layer)))
 
-  // (The stamp's `ino` is not asserted: `stampOf` reads the platform's `Option` as a number, so it is always NaN
-  // and two stamps never compare equal; reported as a bug in the source, see docs/RELIABILITY.md.)
-  it.effect("readStamped and stamp give the file's mtime and size, None when there is no file", () =>
+  it.effect("readStamped and stamp give the file's inode, mtime and size (the same file twice: the same stamp)", () =>
     Effect.gen(function*() {
       const dir = tempDir()
       const file = Path.join(dir, "token.json")
@@ -311,6 +309,8 @@ describe("TokenFile, exactly", () => {
       yield* TokenFile.write(file, tokens)
       const info = Fs.statSync(file)
       const stamp = Option.getOrThrow(yield* TokenFile.stamp(file))
+      assert.strictEqual(stamp.ino, info.ino)
+      assert.isTrue(TokenFile.sameStamp(stamp, Option.getOrThrow(yield* TokenFile.stamp(file))))
       assert.strictEqual(stamp.size, info.size)
       assert.isAtMost(Math.abs(stamp.mtimeMs - info.mtimeMs), 1)
       const stamped = Option.getOrThrow(yield* TokenFile.readStamped(file))
