@@ -36,7 +36,12 @@ export default async function setup(project: TestProject) {
   const scope = Effect.runSync(Scope.make())
   const running = await Effect.runPromise(
     EmbeddedPostgres.start(path.join(directory, "pg"), { persistent: false }).pipe(Scope.extend(scope))
-  )
+  ).catch(async (error) => {
+    // Nothing is left behind when the server does not start.
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await fs.rm(directory, { recursive: true, force: true })
+    throw error
+  })
   project.provide("postgresUrl", Redacted.value(running.url))
   return async () => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
