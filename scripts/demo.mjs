@@ -12,7 +12,7 @@
 import * as Http from "node:http"
 import { parseArgs } from "node:util"
 
-import { authBin, envFor, login, session, startMock } from "./lib/session.mjs"
+import { authBin, envFor, login, session, startMock, stopOnSignals } from "./lib/session.mjs"
 
 const { values } = parseArgs({
   options: { seconds: { type: "string" }, lifetime: { type: "string", default: "60" } }
@@ -29,18 +29,7 @@ const socket = s.socket
 const show = (token) => (token.length > 12 ? `${token.slice(0, 8)}…` : token) // a habit worth keeping
 const prefix = (name) => (d) => process.stdout.write(`  ${name} | ${d}`.replace(/\n(?=.)/g, `\n  ${name} | `))
 
-let stopping = false
-const stop = async (code) => {
-  if (stopping) return
-  stopping = true
-  await s.stop()
-  process.exit(code)
-}
-process.on("SIGINT", () => {
-  console.log("\nStopping (the daemon removes its socket on SIGTERM)…")
-  stop(0)
-})
-process.on("SIGTERM", () => stop(0))
+const { state, stop } = stopOnSignals(s, "Stopping (the daemon removes its socket on SIGTERM)…")
 
 const getSocket = (path) =>
   new Promise((resolve) => {
@@ -76,7 +65,7 @@ console.log(`\n$ strava-auth daemon`)
 const daemon = s.start([authBin, "daemon"], env)
 daemon.stderr.on("data", prefix("daemon"))
 daemon.once("exit", (code) => {
-  if (!stopping) {
+  if (!state.stopping) {
     console.error(`the daemon exited (${code})`)
     stop(1)
   }
@@ -95,7 +84,7 @@ let last
 let refreshes = 0
 console.log(`\nReading the token as a script would: curl --unix-socket ${socket} http://localhost/token`)
 console.log("(Ctrl-C stops the demo)\n")
-while (!stopping && Date.now() < deadline) {
+while (!state.stopping && Date.now() < deadline) {
   const { body, status } = await getSocket("/token")
   const health = await getSocket("/health")
   if (status === 200) {

@@ -11,7 +11,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { parseArgs } from "node:util"
 
-import { envFor, firstLine, root, session, startMock } from "./lib/session.mjs"
+import { envFor, firstLine, root, session, startMock, stopOnSignals } from "./lib/session.mjs"
 
 const { values } = parseArgs({ options: { seconds: { type: "string" }, port: { type: "string", default: "0" } } })
 const seconds = values.seconds === undefined ? undefined : Number(values.seconds)
@@ -37,18 +37,7 @@ for (
 const s = session("web")
 // As root the embedded PostgreSQL runs as `postgres`, which must pass through the scratch directory.
 if (process.getuid?.() === 0) Fs.chmodSync(s.dir, 0o711)
-let stopping = false
-const stop = async (code) => {
-  if (stopping) return
-  stopping = true
-  await s.stop()
-  process.exit(code)
-}
-process.on("SIGINT", () => {
-  console.log("\nStopping…")
-  stop(0)
-})
-process.on("SIGTERM", () => stop(0))
+const { state, stop } = stopOnSignals(s)
 
 const baseUrl = await startMock(s, ["--athletes", "5"])
 console.log(`mock Strava:  ${baseUrl}  (5 athletes to sign in as; choose one on its authorize page)`)
@@ -61,7 +50,7 @@ const app = s.start([Path.join(root, "packages/server/build/example/main.js")], 
 })
 app.stderr.on("data", (d) => process.stderr.write(`  app | ${d}`.replace(/\n(?=.)/g, "\n  app | ")))
 app.once("exit", (code) => {
-  if (!stopping) {
+  if (!state.stopping) {
     console.error(`the example app exited (${code})`)
     stop(1)
   }

@@ -44,6 +44,26 @@ export const session = (name) => {
   }
 }
 
+/**
+ * Stops the session once (its processes, then its directory) and exits with `code`; Ctrl-C and SIGTERM do the
+ * same with 0, saying `message` first on Ctrl-C. Returns the stop function, and whether stopping has begun.
+ */
+export const stopOnSignals = (s, message = "Stopping…") => {
+  const state = { stopping: false }
+  const stop = async (code) => {
+    if (state.stopping) return
+    state.stopping = true
+    await s.stop()
+    process.exit(code)
+  }
+  process.on("SIGINT", () => {
+    console.log(`\n${message}`)
+    stop(0)
+  })
+  process.on("SIGTERM", () => stop(0))
+  return { stop, state }
+}
+
 /** Starts the mock Strava; resolves to its base URL. */
 export const startMock = async (s, args = []) => {
   const mock = s.start([mockBin, ...args])

@@ -30,6 +30,8 @@ import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
+import { isAthleteId } from "./SqlGrantStore.js"
+
 /**
  * The athlete id is not a Strava athlete id.
  *
@@ -98,7 +100,7 @@ export class Athletes extends Context.Tag("@strava-auth/server/Athletes")<Athlet
  */
 export const keyOf = (athleteId: string | number): Effect.Effect<string, InvalidAthleteId> => {
   const text = String(athleteId)
-  return /^[1-9][0-9]{0,18}$/.test(text) ? Effect.succeed(text) : Effect.fail(new InvalidAthleteId({ input: text }))
+  return isAthleteId(text) ? Effect.succeed(text) : Effect.fail(new InvalidAthleteId({ input: text }))
 }
 
 /**
@@ -124,13 +126,15 @@ export const make = (
     const engine = yield* RefreshEngine.make({ margin: options.margin, execute: yield* RefreshEngine.inProcess })
     const context = yield* Effect.context<HttpClient.HttpClient>()
 
-    const tokensFor = (athleteId: string | number) =>
-      Effect.flatMap(keyOf(athleteId), (key) => Effect.zipRight(engine.sync(key), engine.token(key))).pipe(
-        Effect.withSpan("Athletes.tokenFor", { attributes: { athlete_id: String(athleteId) } })
+    // Re-reads the row first: a removal or a reconnect on another replica is seen at once.
+    const tokensOf = (key: string) =>
+      Effect.zipRight(engine.sync(key), engine.token(key)).pipe(
+        Effect.withSpan("Athletes.tokenFor", { attributes: { athlete_id: key } })
       )
+    const tokensFor = (athleteId: string | number) => Effect.flatMap(keyOf(athleteId), tokensOf)
 
     const sourceFor = (key: string): TokenSource.TokenSourceShape => ({
-      get: Effect.zipRight(engine.sync(key), Effect.map(engine.token(key), (tokens) => tokens.accessToken)),
+      get: Effect.map(tokensOf(key), (tokens) => tokens.accessToken),
       invalidate: (rejected) => Effect.map(engine.invalidate(key, rejected), (tokens) => tokens.accessToken)
     })
 

@@ -32,10 +32,11 @@ import type { StravaScope } from "@strava-auth/core/StravaScope"
 import type { SummaryAthlete, TokenSet } from "@strava-auth/core/Token"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Encoding from "effect/Encoding"
 
 import { Athletes } from "./Athletes.js"
 import * as Page from "./Page.js"
+import { isAthleteId } from "./SqlGrantStore.js"
+import { sha256Hex } from "./TokenCipher.js"
 
 /**
  * What `onConnected` is told.
@@ -93,11 +94,6 @@ export interface Options {
  * @category constants
  */
 export const cookieName = "strava_auth_connect"
-
-const digest = (value: string): Effect.Effect<string> =>
-  Effect.promise(() => globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(value))).pipe(
-    Effect.map((bytes) => Encoding.encodeHex(new Uint8Array(bytes)))
-  )
 
 /** A path on this site only: `/x`, never `//host` or `https://...` (no open redirect). */
 const localPath = (value: string | undefined): string | undefined =>
@@ -167,7 +163,7 @@ const connectRoute = (settings: Settings) => {
     })
     const seconds = Math.max(1, Math.round(Duration.toSeconds(lifetime)))
     yield* sql`INSERT INTO strava_auth_states (digest, binding, return_to, expires_at)
-      VALUES (${yield* digest(state)}, ${yield* digest(nonce)}, ${next ?? null},
+      VALUES (${yield* sha256Hex(state)}, ${yield* sha256Hex(nonce)}, ${next ?? null},
         now() + make_interval(secs => ${seconds}))`
     // Old states go as new ones come (an index-free sweep of a small table).
     yield* sql`DELETE FROM strava_auth_states WHERE expires_at < now() - interval '1 hour'`
@@ -240,7 +236,7 @@ const takeState = (settings: Settings, request: HttpServerRequest.HttpServerRequ
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const rows = yield* sql<{ readonly binding: string; readonly return_to: string | null }>`DELETE FROM
-      strava_auth_states WHERE digest = ${yield* digest(state)} AND expires_at > now() RETURNING binding, return_to`
+      strava_auth_states WHERE digest = ${yield* sha256Hex(state)} AND expires_at > now() RETURNING binding, return_to`
     const nonce = request.cookies[cookieName]
     const taken = rows[0]
     if (taken === undefined) {
@@ -251,7 +247,7 @@ const takeState = (settings: Settings, request: HttpServerRequest.HttpServerRequ
         links: [settings.connectAgain]
       })
     }
-    if (nonce === undefined || !OAuthState.equals(taken.binding, yield* digest(nonce))) {
+    if (nonce === undefined || !OAuthState.equals(taken.binding, yield* sha256Hex(nonce))) {
       yield* Effect.logWarning("a connect answer came to a browser that did not start it; refused")
       return refused({
         status: 400,
@@ -377,7 +373,7 @@ const disconnectRoute = (settings: Settings) => {
     }
     const form = yield* request.urlParamsBody.pipe(Effect.orElseSucceed(() => []))
     const athleteId = form.find(([name]) => name === "athlete_id")?.[1] ?? ""
-    if (!/^[1-9][0-9]{0,18}$/.test(athleteId)) {
+    if (!isAthleteId(athleteId)) {
       return Page.render({ status: 400, title: "Which athlete?", detail: "The form has no valid athlete_id." })
     }
     const allowed = options.mayDisconnect === undefined ? false : yield* options.mayDisconnect(request, athleteId)

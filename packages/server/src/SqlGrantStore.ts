@@ -101,8 +101,13 @@ type Row = typeof Row.Type
 const decodeRow = Schema.decodeUnknown(Row)
 const decodeTokens = Schema.decodeUnknown(TokenSet)
 
-/** Whether `key` is an athlete id (what this store keys grants by). */
-const athleteIdPattern = /^[1-9][0-9]{0,18}$/
+/**
+ * Whether `key` is a Strava athlete id as this store keys grants (digits, no leading zero; a bigint).
+ *
+ * @since 0.3.0
+ * @category predicates
+ */
+export const isAthleteId = (key: string): boolean => /^[1-9][0-9]{0,18}$/.test(key)
 
 const sqlState = (error: SqlError): string | undefined => {
   const cause = error.cause as { readonly code?: unknown } | undefined
@@ -171,7 +176,7 @@ const forKey = (ctx: Ctx, key: string) => <A, E, R>(effect: Effect.Effect<A, E, 
   })
 
 const athleteId = (key: string): Effect.Effect<string, GrantStoreError> =>
-  athleteIdPattern.test(key)
+  isAthleteId(key)
     ? Effect.succeed(key)
     : Effect.fail(malformed(key, `grants here are keyed by athlete id (digits), not "${key.slice(0, 40)}".`))
 

@@ -72,6 +72,21 @@ export const plain: TokenCipher = {
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
+/**
+ * SHA-256 as hex (WebCrypto): the digests the server stores instead of values (connect states, browser
+ * nonces, webhook event identities) and the id of a key given without one.
+ *
+ * @since 0.3.0
+ * @category digests
+ */
+export const sha256Hex = (value: string | Uint8Array): Effect.Effect<string> =>
+  Effect.promise(() =>
+    globalThis.crypto.subtle.digest(
+      "SHA-256",
+      typeof value === "string" ? encoder.encode(value) : Uint8Array.from(value)
+    )
+  ).pipe(Effect.map((bytes) => Encoding.encodeHex(new Uint8Array(bytes))))
+
 interface Key {
   readonly id: string
   readonly key: CryptoKey
@@ -110,11 +125,7 @@ export const parseKeys = (
           `${where}: not 32 bytes of base64 (make one with \`openssl rand -base64 32\`).`
         )
       }
-      const id = label ??
-        Encoding.encodeHex(
-          new Uint8Array(yield* Effect.promise(() => crypto.subtle.digest("SHA-256", Uint8Array.from(bytes.right))))
-        )
-          .slice(0, 8)
+      const id = label ?? (yield* sha256Hex(bytes.right)).slice(0, 8)
       if (keys.some((k) => k.id === id)) return yield* Effect.fail(`${where}: the id "${id}" is given twice.`)
       keys.push({ id, bytes: Uint8Array.from(bytes.right) })
     }

@@ -32,7 +32,6 @@ import { StravaOAuth } from "@strava-auth/core/StravaOAuth"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Encoding from "effect/Encoding"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
@@ -41,6 +40,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 
 import { Athletes } from "./Athletes.js"
+import { sha256Hex } from "./TokenCipher.js"
 
 /**
  * An event as Strava posts it.
@@ -101,11 +101,6 @@ export interface ProcessorOptions {
   readonly maxAttempts?: number | undefined
 }
 
-const digest = (value: string) =>
-  Effect.promise(() => globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(value))).pipe(
-    Effect.map((bytes) => Encoding.encodeHex(new Uint8Array(bytes)))
-  )
-
 /** Sorted keys, so two deliveries of one event give one identity whatever their key order. */
 const canonical = (value: unknown): string =>
   Array.isArray(value)
@@ -124,7 +119,7 @@ const canonical = (value: unknown): string =>
  * @category models
  */
 export const identityOf = (event: Event): Effect.Effect<string> =>
-  digest(
+  sha256Hex(
     [
       event.subscription_id,
       event.owner_id,
