@@ -430,9 +430,12 @@ const systemdCommand = Command.make(
     system: Options.boolean("system").pipe(Options.withDescription("a system unit"))
   },
   (flags) =>
-    flags.user && flags.system
-      ? Effect.fail(new UsageError({ detail: "choose one of --user and --system." }))
-      : print(SystemdUnit.render(flags.system ? "system" : "user", SystemdUnit.thisInstallation()).trimEnd())
+    failures(Effect.gen(function*() {
+      if (flags.user && flags.system) return yield* new UsageError({ detail: "choose one of --user and --system." })
+      const refusal = flags.system ? SystemdUnit.systemRefusal() : undefined
+      if (refusal !== undefined) return yield* new ConfigurationError({ detail: refusal })
+      yield* print(SystemdUnit.render(flags.system ? "system" : "user", SystemdUnit.thisInstallation()).trimEnd())
+    }))
 ).pipe(Command.withDescription("Print a systemd unit for this installation."))
 
 // Push subscriptions (webhooks) for a web app: the app's id and secret, Strava's URLs; no token file.

@@ -23,9 +23,42 @@ export type Kind = "user" | "system"
  * @since 0.1.0
  * @category paths
  */
-export const thisInstallation = (): string => {
-  const bin = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "bin", "strava-auth.js")
-  return `${process.execPath} ${bin}`
+export const thisInstallation = (): string => `${process.execPath} ${thisBin()}`
+
+const thisBin = () => Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "bin", "strava-auth.js")
+
+/** Directories a system unit's sandbox hides (`ProtectHome=yes`, `PrivateTmp=yes`). */
+const hidden = ["/home/", "/root/", "/run/user/", "/tmp/", "/var/tmp/"]
+
+/**
+ * Why a system unit cannot run `bin` with `node` (or undefined when it can): a command outside an installation
+ * (a checkout: not under `node_modules`), or in a directory the unit's sandbox hides from `User=strava-auth`.
+ *
+ * @since 0.1.0
+ * @category paths
+ */
+export const systemRefusal = (bin: string = thisBin(), node: string = process.execPath): string | undefined => {
+  const install = "Install the command where every user can run it: in the checkout, `pnpm --filter " +
+    "@strava-auth/daemon pack`, then `sudo npm install -g ./strava-auth-daemon-<version>.tgz` (which gives " +
+    "/usr/local/bin/strava-auth), and run `strava-auth systemd-unit --system` from there."
+  if (!bin.split(Path.sep).includes("node_modules")) {
+    return `this strava-auth runs from a checkout (${bin}), not an installation; a system service should not ` +
+      `run a working copy. ${install}`
+  }
+  const hiddenIn = (path: string) => hidden.find((dir) => `${path}/`.startsWith(dir))
+  for (const [what, path] of [["the command", bin], ["node", node]] as const) {
+    const dir = hiddenIn(path)
+    if (dir !== undefined) {
+      return `${what} is at ${path}, under ${dir}, which the system unit hides from its service (ProtectHome=, ` +
+        `PrivateTmp=, User=strava-auth). ${
+          what === "node" ?
+            "Install Node system-wide (/usr/bin/node or " +
+            "/usr/local/bin/node), then install the command with it. " :
+            ""
+        }${install}`
+    }
+  }
+  return undefined
 }
 
 /**

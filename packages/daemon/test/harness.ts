@@ -22,6 +22,8 @@ export interface Sandbox {
   readonly tokenFile: string
   readonly socket: string
   readonly env: Record<string, string>
+  /** The command to run instead of the workspace's `bin/strava-auth.js` (an installed one), run as it is. */
+  readonly command?: string
 }
 
 const remove = (dir: string) => {
@@ -71,8 +73,14 @@ export interface Result {
   readonly stderr: string
 }
 
-export const start = (args: ReadonlyArray<string>, env: Record<string, string>): ChildProcess => {
-  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ["pipe", "pipe", "pipe"] })
+export const start = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string>,
+  options: { readonly command?: string | undefined; readonly cwd?: string | undefined } = {}
+): ChildProcess => {
+  const child = options.command === undefined
+    ? spawn(process.execPath, [bin, ...args], { env, cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"] })
+    : spawn(options.command, args, { env, cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"] })
   child.stdout!.setEncoding("utf8")
   child.stderr!.setEncoding("utf8")
   child.stderr!.on("data", (d: string) => transcript.push(d))
@@ -124,7 +132,7 @@ export const socketGet = (socket: string, path: string, method: "GET" | "POST" =
 export const daemon = (box: Sandbox, args: ReadonlyArray<string> = []) =>
   Effect.acquireRelease(
     Effect.gen(function*() {
-      const child = start(["daemon", ...args], box.env)
+      const child = start(["daemon", ...args], box.env, { command: box.command, cwd: box.command && box.dir })
       const result = collect(child)
       yield* eventually(
         async () => {
@@ -227,7 +235,10 @@ export const login = (
   } = {}
 ) =>
   Effect.promise(async () => {
-    const child = start(["login", "--no-browser", ...(decision.args ?? [])], box.env)
+    const child = start(["login", "--no-browser", ...(decision.args ?? [])], box.env, {
+      command: box.command,
+      cwd: box.command && box.dir
+    })
     const result = collect(child)
     child.stdin!.end()
     const startUrl = await firstLine(child)
