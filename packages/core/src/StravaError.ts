@@ -60,7 +60,7 @@ export type Fault = typeof Fault.Type
  * @since 0.1.0
  * @category models
  */
-export type Endpoint = "token" | "api" | "deauthorize" | "revoke"
+export type Endpoint = "token" | "api" | "deauthorize" | "revoke" | "subscriptions"
 
 /**
  * The refresh token or the authorization code is invalid, expired, used or revoked. Permanent: the
@@ -432,9 +432,12 @@ export const fromResponse = (options: {
 
   const application = find("Application")
   if (application !== undefined) {
-    // On the token and revoke endpoints `Application` means our credentials; on the API it means the
-    // bearer token is not one Strava issued.
-    if (endpoint === "token" || endpoint === "revoke" || is(application.field, "client_id")) {
+    // On the token, revoke and push-subscription endpoints (which take the app's id and secret)
+    // `Application` means our credentials; on the API it means the bearer token is not one Strava issued.
+    if (
+      endpoint === "token" || endpoint === "revoke" || endpoint === "subscriptions" ||
+      is(application.field, "client_id")
+    ) {
       return new InvalidClient({ status, field: application.field, code: application.code })
     }
     return new Unauthorized({ status, ...application })

@@ -349,7 +349,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
           ignoreBody
         ),
       listSubscriptions: send(
-        "api",
+        "subscriptions",
         HttpClientRequest.get(subscriptions).pipe(
           HttpClientRequest.acceptJson,
           HttpClientRequest.setUrlParams(credentials)
@@ -359,7 +359,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
       ),
       createSubscription: ({ callbackUrl, verifyToken }) =>
         send(
-          "api",
+          "subscriptions",
           HttpClientRequest.post(subscriptions).pipe(
             HttpClientRequest.acceptJson,
             HttpClientRequest.bodyUrlParams({
@@ -373,7 +373,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
         ).pipe(Effect.map((created) => created.id)),
       deleteSubscription: (id) =>
         send(
-          "api",
+          "subscriptions",
           HttpClientRequest.del(`${subscriptions}/${id}`).pipe(
             HttpClientRequest.acceptJson,
             HttpClientRequest.setUrlParams(credentials)

@@ -55,6 +55,12 @@ describe("StravaError.fromResponse", () => {
     assert.strictEqual(classify("revoke", 401, row("Application", "", "invalid"))._tag, "InvalidClient")
   })
 
+  it("the push-subscription endpoints take the app's id and secret: Application/invalid there → InvalidClient", () => {
+    const error = classify("subscriptions", 401, row("Application", "", "invalid", "Authorization Error"))
+    assert.strictEqual(error._tag, "InvalidClient")
+    assert.include(error.message, "STRAVA_CLIENT_SECRET")
+  })
+
   it("API call with an expired or invalid token → Unauthorized", () => {
     const error = classify("api", 401, row("Athlete", "access_token", "invalid", "Authorization Error"))
     assert.strictEqual(error._tag, "Unauthorized")

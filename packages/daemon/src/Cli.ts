@@ -7,8 +7,6 @@
  *
  * @since 0.1.0
  */
-import * as Command from "@effect/cli/Command"
-import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -46,56 +44,38 @@ import * as SocketClient from "./SocketClient.js"
 import * as SystemdUnit from "./SystemdUnit.js"
 import * as Terminal from "./Terminal.js"
 import * as TokenFile from "./TokenFile.js"
+import * as Usage from "./Usage.js"
 import * as Wire from "./Wire.js"
 
 /** Every command fails only with `DaemonError.Failure`s, so a failure without an exit code does not compile. */
 const failures = <A, R>(effect: Effect.Effect<A, DaemonError.Failure, R>) => effect
 
-const optional = (name: string, env: string, description: string) =>
-  Options.text(name).pipe(
-    Options.withDescription(`${description} (env ${env})`),
-    Options.optional
-  )
-
-const common = {
-  tokenFile: optional("token-file", "STRAVA_AUTH_TOKEN_FILE", "the token file"),
-  socket: optional("socket", "STRAVA_AUTH_SOCKET", "the daemon's Unix socket")
-}
-
-const strava = {
-  clientId: optional("client-id", "STRAVA_CLIENT_ID", "the app's numeric Client ID"),
-  refreshMargin: optional(
-    "refresh-margin",
-    "STRAVA_AUTH_REFRESH_MARGIN",
-    "refresh when this little is left, e.g. 45m, 90s (default 45m)"
-  ),
-  stravaUrl: optional("strava-url", "STRAVA_BASE_URL", "Strava's web origin"),
-  apiUrl: optional("api-url", "STRAVA_API_URL", "Strava's API base")
-}
-
-type CommonFlags = { readonly tokenFile: Option.Option<string>; readonly socket: Option.Option<string> }
+type CommonFlags = { readonly tokenFile?: Option.Option<string>; readonly socket?: Option.Option<string> }
 type StravaFlags = CommonFlags & {
-  readonly clientId: Option.Option<string>
-  readonly refreshMargin: Option.Option<string>
-  readonly stravaUrl: Option.Option<string>
-  readonly apiUrl: Option.Option<string>
+  readonly clientId?: Option.Option<string>
+  readonly refreshMargin?: Option.Option<string>
+  readonly stravaUrl?: Option.Option<string>
+  readonly apiUrl?: Option.Option<string>
 }
 
-const flagsOf = (flags: Partial<StravaFlags>): Settings.Flags => ({
+/** The values `Usage.parse` gives the command `name`'s handler. */
+type FlagsOf<Name extends Usage.Name> = Usage.Values<(typeof Usage.commands)[Name]["flags"]>
+
+const flagsOf = (flags: StravaFlags): Settings.Flags => ({
   ...Settings.noFlags,
-  ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined))
+  ...Object.fromEntries(
+    Object.entries(flags).filter(([k, v]) => v !== undefined && k in Settings.noFlags)
+  )
 })
 
 /** Every command logs to stderr; stdout is for what scripts read. */
 const stderrLogger = Logger.withConsoleError(Logger.logfmtLogger)
 
-const json = Options.boolean("json").pipe(Options.withDescription("print JSON instead of text"))
-
 const print = (line: string) => Console.log(line)
 const say = (line: string) => Console.error(line)
 
 /** The HTTP client and the OAuth service, for the commands that talk to Strava. */
-const oauthLayer = (flags: Partial<StravaFlags>) =>
+const oauthLayer = (flags: StravaFlags) =>
   Layer.unwrapEffect(Effect.map(Settings.strava(flagsOf(flags)), (config) =>
     StravaOAuth.layer.pipe(
       Layer.provide(Layer.succeed(StravaConfig.StravaConfig, config)),
@@ -110,7 +90,7 @@ const tokenLine = (tokens: Token.TokenSet, asJson: boolean) =>
  * (`force`: whatever is left). A transient failure with a still-valid token hands out the valid token. A set
  * Strava answered that cannot be written is written again for a while before this process gives up on it.
  */
-const fromFile = (flags: Partial<StravaFlags>, local: Settings.Local, force: boolean) =>
+const fromFile = (flags: StravaFlags, local: Settings.Local, force: boolean) =>
   Effect.gen(function*() {
     const store = yield* TokenFile.makeFileStore(local.tokenFile)
     const key = GrantStore.defaultKey
@@ -120,7 +100,7 @@ const fromFile = (flags: Partial<StravaFlags>, local: Settings.Local, force: boo
     }
     const tokens = current.value
     const now = yield* Clock.currentTimeMillis
-    if (!force && !tokens.expiresWithin(local.margin, now)) return tokens
+    if (!force && !tokens.expiresWithin(local.margin, now)) return RefreshEngine.Outcome.Current({ tokens })
     // Strava rotated and the file would not take the answer: this process is its only holder now. It keeps
     // writing for a minute, not interruptible (Ctrl-C waits), then says plainly that the grant is lost.
     const saveForAWhile = (unsaved: RefreshEngine.GrantUnsaved) =>
@@ -155,130 +135,98 @@ const fromFile = (flags: Partial<StravaFlags>, local: Settings.Local, force: boo
       ),
       Effect.catchTag("GrantUnsaved", saveForAWhile)
     )
-    return outcome.tokens
+    return outcome
   })
 
-const loginCommand = Command.make(
-  "login",
-  {
-    ...common,
-    ...strava,
-    scope: Options.text("scope").pipe(
-      Options.withDescription("scopes to ask for, comma-separated (default read,activity:read)"),
-      Options.withDefault("read,activity:read")
-    ),
-    port: Options.integer("port").pipe(
-      Options.withDescription("fixed callback port on 127.0.0.1 (for ssh -L); default a free one"),
-      Options.withDefault(0)
-    ),
-    noBrowser: Options.boolean("no-browser").pipe(Options.withDescription("only print the URL")),
-    forcePrompt: Options.boolean("force-prompt").pipe(
-      Options.withDescription("always show Strava's authorize page (approval_prompt=force)")
-    ),
-    manual: Options.boolean("manual").pipe(
-      Options.withDescription("no callback server: paste the address the browser ends on")
-    ),
-    timeout: Options.text("timeout").pipe(
-      Options.withDescription("how long to wait for the redirect (default 5m)"),
-      Options.withDefault("5m")
-    )
-  },
-  (flags) =>
-    failures(Effect.gen(function*() {
-      const local = yield* Settings.local(flagsOf(flags))
-      const scopes = yield* StravaScope.parse(flags.scope)
-      if (flags.port < 0 || flags.port > 65535) {
-        return yield* new UsageError({ detail: `--port takes 0-65535; got ${flags.port}.` })
-      }
-      const timeout = Settings.parseDuration(flags.timeout)
-      if (Option.isNone(timeout) || Duration.greaterThan(timeout.value, Duration.hours(24))) {
-        return yield* new UsageError({
-          detail: `--timeout takes a duration up to 24h such as 5m or 90s; got "${flags.timeout}".`
-        })
-      }
-      yield* Login.run({
-        tokenFile: local.tokenFile,
-        scopes,
-        port: flags.port,
-        openBrowser: !flags.noBrowser,
-        forcePrompt: flags.forcePrompt,
-        manual: flags.manual,
-        timeout: timeout.value,
-        say: (line) => process.stderr.write(`${line}\n`),
-        print: (line) => process.stdout.write(`${line}\n`)
-      }).pipe(Effect.provide(oauthLayer(flags)))
-    }))
-).pipe(Command.withDescription("Log in to Strava in the browser and save the token file."))
-
-const logFormat = Options.choice("log-format", ["logfmt", "json"]).pipe(
-  Options.withDescription("log line format on stderr (env STRAVA_AUTH_LOG_FORMAT)"),
-  Options.optional
-)
-
-const daemonCommand = Command.make(
-  "daemon",
-  { ...common, ...strava, logFormat },
-  (flags) =>
-    failures(Effect.gen(function*() {
-      const local = yield* Settings.local(flagsOf(flags))
-      const format = Option.isSome(flags.logFormat)
-        ? flags.logFormat.value
-        : yield* Config.literal("logfmt", "json")("STRAVA_AUTH_LOG_FORMAT").pipe(
-          Config.withDefault("logfmt" as const),
-          Effect.mapError((e) => new UsageError({ detail: `STRAVA_AUTH_LOG_FORMAT: ${e.message}` }))
-        )
-      const logger = Logger.replace(
-        stderrLogger,
-        Logger.withConsoleError(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
-      )
-      const config = yield* Settings.strava(flagsOf(flags))
-      yield* Effect.gen(function*() {
-        const http = yield* HttpClient.HttpClient
-        const fs = yield* FileSystem.FileSystem
-        // SIGHUP: the same resolution again (a rotated secret file, say), with the same HTTP client.
-        const reload = Effect.flatMap(
-          Settings.strava(flagsOf(flags)),
-          (next) => StravaOAuth.make.pipe(Effect.provideService(StravaConfig.StravaConfig, next))
-        ).pipe(
-          Effect.provideService(HttpClient.HttpClient, http),
-          Effect.provideService(FileSystem.FileSystem, fs)
-        )
-        // Refreshes run in a detached helper process, so that killing the daemon never loses a rotation.
-        const passOn = (name: string, value: Option.Option<string>) => Option.isSome(value) ? [name, value.value] : []
-        const execute = yield* Helper.executor({
-          tokenFile: local.tokenFile,
-          flags: [
-            ...passOn("--client-id", flags.clientId),
-            ...passOn("--strava-url", flags.stravaUrl),
-            ...passOn("--api-url", flags.apiUrl)
-          ]
-        }).pipe(Effect.provideServiceEffect(GrantStore.GrantStore, TokenFile.makeFileStore(local.tokenFile)))
-        yield* Daemon.run(local, { reload, execute }).pipe(
-          Effect.provide(StravaOAuth.layer),
-          Effect.provideService(StravaConfig.StravaConfig, config)
-        )
-      }).pipe(
-        Effect.provide(NodeHttpClient.layerUndici),
-        Effect.provide(logger),
-        Logger.withMinimumLogLevel(LogLevel.Info)
-      )
-    }))
-).pipe(Command.withDescription("Keep the token file fresh and serve the token on the Unix socket."))
-
-const tokenCommand = Command.make("token", { ...common, ...strava, json }, (flags) =>
+const loginCommand = (flags: FlagsOf<"login">) =>
   failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
-    const reply = yield* SocketClient.request(local.socket, "GET", "/token.json")
+    const scopes = yield* StravaScope.parse(flags.scope)
+    if (flags.port < 0 || flags.port > 65535) {
+      return yield* new UsageError({ detail: `--port takes 0-65535; got ${flags.port}.` })
+    }
+    const timeout = Settings.parseDuration(flags.timeout)
+    if (Option.isNone(timeout) || Duration.greaterThan(timeout.value, Duration.hours(24))) {
+      return yield* new UsageError({
+        detail: `--timeout takes a duration up to 24h such as 5m or 90s; got "${flags.timeout}".`
+      })
+    }
+    yield* Login.run({
+      tokenFile: local.tokenFile,
+      scopes,
+      port: flags.port,
+      openBrowser: !flags.noBrowser,
+      forcePrompt: flags.forcePrompt,
+      manual: flags.manual,
+      timeout: timeout.value,
+      say: (line) => process.stderr.write(`${line}\n`),
+      print: (line) => process.stdout.write(`${line}\n`)
+    }).pipe(Effect.provide(oauthLayer(flags)))
+  }))
+
+const daemonCommand = (flags: FlagsOf<"daemon">) =>
+  failures(Effect.gen(function*() {
+    const local = yield* Settings.local(flagsOf(flags))
+    const format = Option.isSome(flags.logFormat)
+      ? flags.logFormat.value
+      : yield* Config.literal("logfmt", "json")("STRAVA_AUTH_LOG_FORMAT").pipe(
+        Config.withDefault("logfmt" as const),
+        Effect.mapError((e) => new UsageError({ detail: `STRAVA_AUTH_LOG_FORMAT: ${e.message}` }))
+      )
+    const logger = Logger.replace(
+      stderrLogger,
+      Logger.withConsoleError(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
+    )
+    const config = yield* Settings.strava(flagsOf(flags))
+    yield* Effect.gen(function*() {
+      const http = yield* HttpClient.HttpClient
+      const fs = yield* FileSystem.FileSystem
+      // SIGHUP: the same resolution again (a rotated secret file, say), with the same HTTP client.
+      const reload = Effect.flatMap(
+        Settings.strava(flagsOf(flags)),
+        (next) => StravaOAuth.make.pipe(Effect.provideService(StravaConfig.StravaConfig, next))
+      ).pipe(
+        Effect.provideService(HttpClient.HttpClient, http),
+        Effect.provideService(FileSystem.FileSystem, fs)
+      )
+      // Refreshes run in a detached helper process, so that killing the daemon never loses a rotation.
+      const passOn = (name: string, value: Option.Option<string>) => Option.isSome(value) ? [name, value.value] : []
+      const execute = yield* Helper.executor({
+        tokenFile: local.tokenFile,
+        flags: [
+          ...passOn("--client-id", flags.clientId),
+          ...passOn("--strava-url", flags.stravaUrl)
+        ]
+      }).pipe(Effect.provideServiceEffect(GrantStore.GrantStore, TokenFile.makeFileStore(local.tokenFile)))
+      yield* Daemon.run(local, { reload, execute }).pipe(
+        Effect.provide(StravaOAuth.layer),
+        Effect.provideService(StravaConfig.StravaConfig, config)
+      )
+    }).pipe(
+      Effect.provide(NodeHttpClient.layerUndici),
+      Effect.provide(logger),
+      Logger.withMinimumLogLevel(LogLevel.Info)
+    )
+  }))
+
+const tokenCommand = (flags: FlagsOf<"token">) =>
+  failures(Effect.gen(function*() {
+    const local = yield* Settings.local(flagsOf(flags))
+    // Settings for a refresh: this process works on the file itself, with them (the daemon has its own).
+    const own = Option.isSome(flags.clientId) || Option.isSome(flags.refreshMargin) || Option.isSome(flags.stravaUrl)
+    const reply = own
+      ? { _tag: "Down" as const }
+      : yield* SocketClient.request(local.socket, "GET", "/token.json")
     if (reply._tag === "Reply") {
       const body = reply.status === 200 ? Wire.decodeTokenJson(reply.body) : Option.none()
       if (Option.isNone(body)) return yield* SocketClient.errorOf(reply.status, reply.body)
       return yield* print(flags.json ? reply.body : body.value.access_token)
     }
-    const tokens = yield* fromFile(flags, local, false)
+    const { tokens } = yield* fromFile(flags, local, false)
     yield* print(tokenLine(tokens, flags.json))
-  }))).pipe(Command.withDescription("Print a valid access token (from the daemon, else from the file)."))
+  }))
 
-const statusCommand = Command.make("status", { ...common, json }, (flags) =>
+const statusCommand = (flags: FlagsOf<"status">) =>
   failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
     const file = yield* Effect.either(TokenFile.read(local.tokenFile))
@@ -313,7 +261,7 @@ const statusCommand = Command.make("status", { ...common, json }, (flags) =>
         [
           "token",
           tokens === undefined
-            ? (report.file_error ?? "none: run `strava-auth login`")
+            ? (report.file_error ?? "none")
             : TokenFile.describeExpiry(tokens, now)
         ],
         ["daemon", reply._tag === "Reply" ? `up (${String(report.daemon_status)})` : "down"],
@@ -326,27 +274,37 @@ const statusCommand = Command.make("status", { ...common, json }, (flags) =>
       yield* print(lines.map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`).join("\n"))
     }
     if (file._tag === "Left") return yield* file.left
-    if (tokens === undefined || report.daemon_status === "needs_login") {
+    if (tokens === undefined) {
+      return yield* new TokenSource.LoginRequired({ reason: `There is no token file at ${local.tokenFile}.` })
+    }
+    if (report.daemon_status === "needs_login") {
       return yield* new TokenSource.LoginRequired({ reason: String(report.last_error ?? "No token.") })
     }
     if (tokens.isExpired(now)) return yield* new TokenSource.TokenUnavailable({ reason: "the token has expired." })
-  }))).pipe(Command.withDescription("Show the athlete, scopes, expiry and the daemon's state."))
+  }))
 
-const refreshCommand = Command.make("refresh", {
-  ...common,
-  ...strava,
-  json,
-  local: Options.boolean("local").pipe(
-    Options.withDescription("refresh the token file in this process, without asking the daemon")
-  ),
-  report: Options.boolean("report").pipe(
-    Options.withDescription("with --local: one attempt, and one JSON line with the outcome (the daemon's helper)")
-  ),
-  ifDue: Options.boolean("if-due").pipe(
-    Options.withDescription("with --local: only when the token is within the refresh margin")
-  )
-}, (flags) =>
+const refreshCommand = (flags: FlagsOf<"refresh">) =>
   failures(Effect.gen(function*() {
+    const needs = (given: boolean, flag: string, rule: string) =>
+      given ? Effect.fail(new UsageError({ detail: `${flag} ${rule}` })) : Effect.void
+    yield* needs(flags.report && !flags.local, "--report", "needs --local.")
+    yield* needs(flags.ifDue && !flags.local, "--if-due", "needs --local.")
+    yield* needs(
+      Option.isSome(flags.clientId) && !flags.local,
+      "--client-id",
+      "needs --local (the daemon refreshes with its own settings)."
+    )
+    yield* needs(
+      Option.isSome(flags.stravaUrl) && !flags.local,
+      "--strava-url",
+      "needs --local (the daemon refreshes with its own settings)."
+    )
+    yield* needs(
+      Option.isSome(flags.refreshMargin) && !flags.ifDue,
+      "--refresh-margin",
+      "needs --local --if-due (otherwise the refresh happens whatever is left)."
+    )
+    yield* needs(Option.isSome(flags.socket) && flags.local, "--socket", "asks the daemon, so not with --local.")
     const local = yield* Settings.local(flagsOf(flags))
     if (flags.local && flags.report) {
       // The daemon's helper: one run of the engine's refresh, one report line; the daemon decides what next.
@@ -373,6 +331,31 @@ const refreshCommand = Command.make("refresh", {
     // Keep trying transient failures for about half a minute, then give up with the reason.
     const patience = Schedule.exponential("1 second").pipe(Schedule.jittered, Schedule.upTo("25 seconds"))
     const transient = (e: object) => "transient" in e && e.transient === true
+    // On a terminal, each failed attempt is shown: what failed, where it went, and when the next one goes.
+    const shown = process.stderr.isTTY === true
+    const patiently = <A, E extends { readonly message: string }, R>(effect: Effect.Effect<A, E, R>, target: string) =>
+      Effect.suspend(() => {
+        let attempt = 0
+        let again = false
+        return effect.pipe(
+          Effect.tapError((e) => {
+            again = transient(e)
+            return shown && again ? say(`attempt ${++attempt}: ${target}: ${e.message}`) : Effect.void
+          }),
+          Effect.retry({
+            while: transient,
+            schedule: patience.pipe(Schedule.tapOutput((delay) =>
+              shown && again
+                ? say(`  trying again in about ${Math.max(1, Math.round(Duration.toSeconds(delay)))}s`)
+                : Effect.void
+            ))
+          })
+        )
+      })
+    const stravaTarget = Effect.map(
+      Effect.option(Settings.strava(flagsOf(flags))),
+      (config) => Option.match(config, { onNone: () => "Strava", onSome: (c) => `POST ${c.baseUrl}/oauth/token` })
+    )
     const viaDaemon = Effect.gen(function*() {
       const reply = yield* SocketClient.request(local.socket, "POST", "/refresh", 25_000)
       if (reply._tag === "Down") return Option.none<{ readonly body: string; readonly reply: Wire.RefreshReply }>()
@@ -385,19 +368,32 @@ const refreshCommand = Command.make("refresh", {
     })
     const fromDaemon = flags.local
       ? Option.none<{ readonly body: string; readonly reply: Wire.RefreshReply }>()
-      : yield* viaDaemon.pipe(Effect.retry({ while: transient, schedule: patience }))
+      : yield* patiently(viaDaemon, `the daemon at ${local.socket}`)
     if (Option.isSome(fromDaemon)) {
       const { body, reply } = fromDaemon.value
       yield* say(`${reply.message} It expires at ${new Date(reply.expires_at * 1000).toISOString()}.`)
       if (flags.json) yield* print(body)
       return
     }
-    const tokens = yield* fromFile(flags, local, true).pipe(Effect.retry({ while: transient, schedule: patience }))
-    yield* say(`Refreshed; expires at ${new Date(tokens.expiresAt * 1000).toISOString()}.`)
+    const outcome = yield* patiently(fromFile(flags, local, !flags.ifDue), yield* stravaTarget)
+    const tokens = outcome.tokens
+    const expires = new Date(tokens.expiresAt * 1000).toISOString()
+    const dueNow = tokens.expiresWithin(local.margin, yield* Clock.currentTimeMillis)
+    yield* say(
+      outcome._tag === "Current"
+        ? dueNow
+          ? `Not refreshed; the current token stays valid until ${expires}.`
+          : `Not due: the token expires at ${expires}, more than the refresh margin ` +
+            `(${Duration.format(local.margin)}) away; nothing to do.`
+        : Redacted.value(outcome.previous.accessToken) === Redacted.value(tokens.accessToken)
+        ? `Asked Strava in this process; it returned the same token (it hands out a new one only when less ` +
+          `than an hour is left). It expires at ${expires}.`
+        : `Refreshed in this process; the new token expires at ${expires}.`
+    )
     if (flags.json) yield* print(tokenLine(tokens, true))
-  }))).pipe(Command.withDescription("Refresh now (through the daemon when it runs)."))
+  }))
 
-const revokeCommand = Command.make("revoke", { ...common, ...strava }, (flags) =>
+const revokeCommand = (flags: FlagsOf<"revoke">) =>
   failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
     const current = yield* TokenFile.read(local.tokenFile)
@@ -421,41 +417,18 @@ const revokeCommand = Command.make("revoke", { ...common, ...strava }, (flags) =
     }).pipe(Effect.provide(oauthLayer(flags)))
     yield* TokenFile.withLock(local.tokenFile, TokenFile.remove(local.tokenFile))
     yield* say(`Revoked at Strava and deleted ${local.tokenFile}. Run \`strava-auth login\` to log in again.`)
-  }))).pipe(Command.withDescription("Revoke the grant at Strava and delete the token file."))
+  }))
 
-const systemdCommand = Command.make(
-  "systemd-unit",
-  {
-    user: Options.boolean("user").pipe(Options.withDescription("a user unit (the default)")),
-    system: Options.boolean("system").pipe(Options.withDescription("a system unit"))
-  },
-  (flags) =>
-    failures(Effect.gen(function*() {
-      if (flags.user && flags.system) return yield* new UsageError({ detail: "choose one of --user and --system." })
-      const refusal = flags.system ? SystemdUnit.systemRefusal() : undefined
-      if (refusal !== undefined) return yield* new ConfigurationError({ detail: refusal })
-      yield* print(SystemdUnit.render(flags.system ? "system" : "user", SystemdUnit.thisInstallation()).trimEnd())
-    }))
-).pipe(Command.withDescription("Print a systemd unit for this installation."))
+const systemdCommand = (flags: FlagsOf<"systemdUnit">) =>
+  failures(Effect.gen(function*() {
+    if (flags.user && flags.system) return yield* new UsageError({ detail: "choose one of --user and --system." })
+    const refusal = flags.system ? SystemdUnit.systemRefusal() : undefined
+    if (refusal !== undefined) return yield* new ConfigurationError({ detail: refusal })
+    yield* print(SystemdUnit.render(flags.system ? "system" : "user", SystemdUnit.thisInstallation()).trimEnd())
+  }))
 
-// Push subscriptions (webhooks) for a web app: the app's id and secret, Strava's URLs; no token file.
-const appFlags = {
-  clientId: strava.clientId,
-  stravaUrl: strava.stravaUrl,
-  apiUrl: strava.apiUrl
-}
-
-const webhookCreate = Command.make("create", {
-  ...appFlags,
-  callbackUrl: Options.text("callback-url").pipe(
-    Options.withDescription("where Strava posts events: the app's public URL of its webhook route")
-  ),
-  verifyTokenFile: optional(
-    "verify-token-file",
-    "STRAVA_WEBHOOK_VERIFY_TOKEN",
-    "a file holding the verify token (or the variable holding the token itself)"
-  )
-}, (flags) =>
+// Push subscriptions (webhooks) for a web app: the app's id and secret, Strava's API; no token file.
+const webhookCreate = (flags: FlagsOf<"webhookCreate">) =>
   failures(Effect.gen(function*() {
     const callback = StravaConfig.validateUrl(
       flags.callbackUrl,
@@ -495,9 +468,9 @@ const webhookCreate = Command.make("create", {
         : `Already subscribed: push subscription ${result.id} sends events to ${result.callbackUrl}.`
     )
     yield* print(String(result.id))
-  }))).pipe(Command.withDescription("Subscribe the app's webhook route to Strava's events (one per app)."))
+  }))
 
-const webhookView = Command.make("view", { ...appFlags, json }, (flags) =>
+const webhookView = (flags: FlagsOf<"webhookView">) =>
   failures(Effect.gen(function*() {
     const current = yield* PushSubscription.view.pipe(Effect.provide(oauthLayer(flags)))
     if (Option.isNone(current)) {
@@ -508,15 +481,9 @@ const webhookView = Command.make("view", { ...appFlags, json }, (flags) =>
     yield* flags.json
       ? print(JSON.stringify({ id: s.id, callback_url: s.callback_url, created_at: s.created_at ?? null }))
       : print(`${s.id} ${s.callback_url}`)
-  }))).pipe(Command.withDescription("Show the app's push subscription."))
+  }))
 
-const webhookDelete = Command.make("delete", {
-  ...appFlags,
-  id: Options.integer("id").pipe(
-    Options.withDescription("the subscription to delete (default: the app's one)"),
-    Options.optional
-  )
-}, (flags) =>
+const webhookDelete = (flags: FlagsOf<"webhookDelete">) =>
   failures(Effect.gen(function*() {
     const deleted = yield* PushSubscription.remove(Option.getOrUndefined(flags.id)).pipe(
       Effect.provide(oauthLayer(flags))
@@ -527,29 +494,25 @@ const webhookDelete = Command.make("delete", {
         onSome: (id) => `Deleted push subscription ${id}: Strava sends no more events.`
       })
     )
-  }))).pipe(Command.withDescription("Delete the app's push subscription."))
+  }))
 
-const webhookCommand = Command.make("webhook").pipe(
-  Command.withDescription("Manage the app's Strava push subscription (webhooks): create, view, delete."),
-  Command.withSubcommands([webhookCreate, webhookView, webhookDelete])
-)
-
-const root = Command.make("strava-auth").pipe(
-  Command.withDescription(
-    "Log in to Strava once, keep the token fresh, and serve it to scripts on a Unix socket. " +
-      "Exit codes: 0 ok, 1 unexpected, 64 usage, 75 temporary failure, 77 login needed, 78 configuration."
-  ),
-  Command.withSubcommands([
-    loginCommand,
-    daemonCommand,
-    tokenCommand,
-    statusCommand,
-    refreshCommand,
-    revokeCommand,
-    systemdCommand,
-    webhookCommand
-  ])
-)
+const handlers: {
+  readonly [Name in Usage.Name]: (
+    flags: FlagsOf<Name>
+  ) => Effect.Effect<void, DaemonError.Failure, NodeContext.NodeContext>
+} = {
+  login: loginCommand,
+  daemon: daemonCommand,
+  token: tokenCommand,
+  status: statusCommand,
+  refresh: refreshCommand,
+  revoke: revokeCommand,
+  systemdUnit: systemdCommand,
+  webhook: () => Effect.void, // parse never runs it: `webhook` alone is a usage error
+  webhookCreate,
+  webhookView,
+  webhookDelete
+}
 
 /**
  * The CLI program for `process.argv`.
@@ -557,10 +520,27 @@ const root = Command.make("strava-auth").pipe(
  * @since 0.1.0
  * @category running
  */
-export const cli = (argv: ReadonlyArray<string>) =>
-  Command.run(root, { name: "strava-auth", version: "0.1.0" })(argv).pipe(
+export const cli = (argv: ReadonlyArray<string>) => {
+  const parsed = Usage.parse(argv.slice(2), Usage.styleFor(process.stdout.isTTY === true, process.env))
+  const program: Effect.Effect<void, DaemonError.Failure, NodeContext.NodeContext> =
+    parsed._tag === "Help" || parsed._tag === "Version"
+      ? print(parsed.text)
+      : parsed._tag === "Invalid"
+      ? Effect.fail(new UsageError({ detail: parsed.problem, command: parsed.command }))
+      : (handlers[parsed.name] as (
+        flags: unknown
+      ) => Effect.Effect<void, DaemonError.Failure, NodeContext.NodeContext>)(parsed.values).pipe(
+        // A usage error found by the command names the command, as the parser's do.
+        Effect.mapError((e) =>
+          e._tag === "UsageError" && e.command === undefined
+            ? new UsageError({ detail: e.detail, command: Usage.commands[parsed.name].name })
+            : e
+        )
+      )
+  return program.pipe(
     Effect.provide(NodeContext.layer),
     // Commands other than the daemon log only warnings and errors, on stderr.
     Logger.withMinimumLogLevel(LogLevel.Warning),
     Effect.provide(Logger.replace(Logger.defaultLogger, stderrLogger))
   )
+}

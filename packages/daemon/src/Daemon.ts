@@ -100,5 +100,12 @@ export const run = (
       refresh_margin: Duration.format(settings.margin),
       pid: process.pid
     }))
+    // No grant yet (no file, or Strava refused it): say what the daemon waits for, once, at start.
+    const first = refresher.snapshot()
+    if (first.status === "needs_login") {
+      yield* Effect.logWarning(
+        "waiting for `strava-auth login`: the socket answers 503 needs_login until a token file appears"
+      ).pipe(Effect.annotateLogs({ reason: first.lastError ?? "no token file" }))
+    }
     return yield* refresher.run.pipe(Effect.onInterrupt(() => Effect.logInfo("stopping")))
   }).pipe(Effect.scoped)

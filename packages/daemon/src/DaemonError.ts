@@ -80,7 +80,9 @@ export class RotationLost extends Schema.TaggedError<RotationLost>()("RotationLo
  * @category errors
  */
 export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", {
-  detail: Schema.String
+  detail: Schema.String,
+  /** The command it is about (`"token"`, `"webhook create"`), named in the printed message. */
+  command: Schema.optional(Schema.String)
 }) {
   /** @since 0.1.0 */
   override get message(): string {

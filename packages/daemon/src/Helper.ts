@@ -228,7 +228,8 @@ export const executor = (
       const seen = request.seen === undefined ? undefined : yield* RefreshEngine.fingerprint(request.seen)
       const report = yield* run(
         options,
-        request.force ? ["--refresh-margin", margin] : ["--if-due", "--refresh-margin", margin],
+        // A forced refresh happens whatever is left: the margin decides only with --if-due.
+        request.force ? [] : ["--if-due", "--refresh-margin", margin],
         seen
       )
       if (!report.ok) {

@@ -3,7 +3,6 @@
  *
  * @since 0.1.0
  */
-import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -11,7 +10,8 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 
 import { cli } from "./Cli.js"
-import { exitCodeOf, type Failure } from "./DaemonError.js"
+import { exitCodeOf } from "./DaemonError.js"
+import { usageMessage } from "./Usage.js"
 
 /** The exit code of the failure, decided while its type is known. */
 let code = 1
@@ -21,11 +21,13 @@ const program = cli(process.argv).pipe(
     Effect.sync(() => {
       const failure = Cause.failureOption(cause)
       if (Option.isSome(failure)) {
-        const error = failure.value
-        // @effect/cli has already printed its own usage errors.
-        if (ValidationError.isValidationError(error)) return void (code = 64)
         // Every command's failures are typed as `Failure` where the command is defined (Cli.ts).
-        code = exitCodeOf(error as Failure)
+        const error = failure.value
+        code = exitCodeOf(error)
+        // A usage error names its command and where its usage is.
+        if (error._tag === "UsageError" && error.command !== undefined) {
+          return void process.stderr.write(`${usageMessage(error.command, error.detail)}\n`)
+        }
         const message = error instanceof Error ? error.message : String(error)
         process.stderr.write(`strava-auth: ${message}\n`)
       } else if (!Cause.isInterruptedOnly(cause)) {

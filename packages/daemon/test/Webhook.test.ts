@@ -1,37 +1,13 @@
 // `strava-auth webhook create|view|delete` (the bundled command) against the mock Strava server, which
 // validates the callback as Strava does: a GET with hub.challenge and the verify token.
 import * as Fs from "node:fs"
-import * as Http from "node:http"
 import * as Path from "node:path"
 
 import { assert, describe, it } from "@effect/vitest"
 import { MockServer, Simulator } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
 
-import { run, sandbox, tempDir } from "./harness.js"
-
-/** A callback that answers Strava's challenge when the verify token matches (or always fails with `status`). */
-const callbackServer = (verifyToken: string, status?: number) =>
-  Effect.acquireRelease(
-    Effect.promise(() =>
-      new Promise<{ readonly url: string; readonly server: Http.Server }>((resolve) => {
-        const server = Http.createServer((req, res) => {
-          const query = new URL(req.url ?? "/", "http://x").searchParams
-          if (status !== undefined || query.get("hub.verify_token") !== verifyToken) {
-            res.writeHead(status ?? 403).end()
-            return
-          }
-          res.writeHead(200, { "content-type": "application/json" })
-          res.end(JSON.stringify({ "hub.challenge": query.get("hub.challenge") }))
-        })
-        server.listen(0, "127.0.0.1", () => {
-          const address = server.address() as { port: number }
-          resolve({ url: `http://127.0.0.1:${address.port}/strava/webhook`, server })
-        })
-      })
-    ),
-    ({ server }) => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  )
+import { callbackServer, run, sandbox, tempDir } from "./harness.js"
 
 describe("strava-auth webhook", () => {
   it.scoped("create subscribes (Strava validates the callback), view shows it, create again is a no-op, delete removes it", () =>

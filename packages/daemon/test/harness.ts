@@ -1,6 +1,7 @@
 // Black-box harness: the real `strava-auth` process against the mock Strava server on 127.0.0.1.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Http from "node:http"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -254,3 +255,26 @@ export const login = (
       result: await result
     }
   })
+
+/** A callback that answers Strava's challenge when the verify token matches (or always fails with `status`). */
+export const callbackServer = (verifyToken: string, status?: number) =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<{ readonly url: string; readonly server: Http.Server }>((resolve) => {
+        const server = Http.createServer((req, res) => {
+          const query = new URL(req.url ?? "/", "http://x").searchParams
+          if (status !== undefined || query.get("hub.verify_token") !== verifyToken) {
+            res.writeHead(status ?? 403).end()
+            return
+          }
+          res.writeHead(200, { "content-type": "application/json" })
+          res.end(JSON.stringify({ "hub.challenge": query.get("hub.challenge") }))
+        })
+        server.listen(0, "127.0.0.1", () => {
+          const address = server.address() as { port: number }
+          resolve({ url: `http://127.0.0.1:${address.port}/strava/webhook`, server })
+        })
+      })
+    ),
+    ({ server }) => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  )
