@@ -10,7 +10,6 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type { Token } from "@strava-auth/core"
 import {
   GrantStore,
@@ -38,6 +37,7 @@ import type * as DaemonError from "./DaemonError.js"
 import { ConfigurationError, RotationLost, UsageError } from "./DaemonError.js"
 import * as Helper from "./Helper.js"
 import * as Login from "./Login.js"
+import * as Network from "./Network.js"
 import * as Refresher from "./Refresher.js"
 import * as Settings from "./Settings.js"
 import * as SocketClient from "./SocketClient.js"
@@ -79,7 +79,7 @@ const oauthLayer = (flags: StravaFlags) =>
   Layer.unwrapEffect(Effect.map(Settings.strava(flagsOf(flags)), (config) =>
     StravaOAuth.layer.pipe(
       Layer.provide(Layer.succeed(StravaConfig.StravaConfig, config)),
-      Layer.provide(NodeHttpClient.layerUndici)
+      Layer.provide(Network.layer)
     )))
 
 const tokenLine = (tokens: Token.TokenSet, asJson: boolean) =>
@@ -203,7 +203,7 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
         Effect.provideService(StravaConfig.StravaConfig, config)
       )
     }).pipe(
-      Effect.provide(NodeHttpClient.layerUndici),
+      Effect.provide(Network.layer),
       Effect.provide(logger),
       Logger.withMinimumLogLevel(LogLevel.Info)
     )

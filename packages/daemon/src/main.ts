@@ -1,13 +1,16 @@
 /**
- * The entry point. `strava-auth token` is what scripts run most, often once per request, so when the daemon
- * answers it is served from here with `node:http` alone: no Effect, no CLI parser, a start-up close to
- * Node's own. Everything else, and `token` when no daemon answers (the file fallback, which may refresh),
- * loads the full CLI (`bin.ts`).
+ * The entry point, bundled as CommonJS (`dist/strava-auth.cjs`). `strava-auth token` is what scripts run most,
+ * often once per request, so it is answered from here with `node:net` and `node:fs` alone (`FastToken`): the
+ * daemon's socket, or, when no daemon runs, the token file while its token has more than the margin left. No
+ * Effect, no CLI parser: a start-up close to Node's own. Everything else, and `token` whenever the fast path
+ * defers (a refresh due, anything unusual), loads the full CLI (`bin.ts`, bundled as `dist/cli.js`).
  *
  * @since 0.1.0
  */
-import * as Http from "node:http"
+import * as Path from "node:path"
+import { pathToFileURL } from "node:url"
 
+import * as FastToken from "./FastToken.js"
 import * as Paths from "./Paths.js"
 import * as SocketTrust from "./SocketTrust.js"
 
@@ -28,26 +31,48 @@ const fastToken = (): { readonly json: boolean; readonly socket: string | undefi
   return { json, socket }
 }
 
-const full = () => import("./bin.js")
+/**
+ * The full CLI, an ES module beside this file in the bundle (`dist/cli.js`; this entry is CommonJS, which
+ * starts faster). Loaded only when the fast path does not answer.
+ */
+const full = () => import(pathToFileURL(Path.join(__dirname, "cli.js")).href)
+
+/** A variable as the full path reads it: unset or blank is absent. */
+const env = (name: string): string | undefined => {
+  const value = process.env[name]
+  return value !== undefined && value.trim() !== "" ? value : undefined
+}
 
 const fast = fastToken()
 if (fast === undefined) {
   void full()
 } else {
-  const env = process.env["STRAVA_AUTH_SOCKET"]
-  const socketPath = fast.socket ??
-    (env !== undefined && env.trim() !== "" ? env : Paths.defaultSocket(Paths.current()))
+  const socketPath = fast.socket ?? env("STRAVA_AUTH_SOCKET") ?? Paths.defaultSocket(Paths.current())
   // A socket someone else could have put there is refused, not asked: its answer could be their token.
   const refusal = SocketTrust.refusal(socketPath)
-  if (refusal !== undefined) {
+  if (Buffer.byteLength(socketPath) > 100) void full() // too long for a Unix socket: the full path says so
+  else if (refusal !== undefined) {
     process.stderr.write(`strava-auth: ${refusal}\n`)
     process.exitCode = 78 // configuration (DaemonError.ExitCode)
-  } else ask(socketPath, fast.json)
+  } else {
+    FastToken.ask(socketPath, "/token.json", (reply) => {
+      if (reply._tag === "Reply") return answer(reply.status, reply.body, fast.json)
+      // No daemon: the token file, when it holds a token with more than the margin left; else the full path
+      // (which refreshes it, or says what is wrong).
+      const margin = FastToken.marginOf(process.env["STRAVA_AUTH_REFRESH_MARGIN"])
+      if (reply._tag === "Absent" && !fast.json && margin !== undefined) {
+        const file = env("STRAVA_AUTH_TOKEN_FILE") ?? Paths.defaultTokenFile(Paths.current())
+        const verdict = FastToken.fileVerdict(file, margin, Date.now())
+        if (verdict._tag === "Answer") return void process.stdout.write(`${verdict.token}\n`)
+      }
+      void full()
+    })
+  }
 }
 
 /**
- * One string field of a reply (`Wire.TokenJson`, `Wire.ErrorReply`), checked by hand: this path loads nothing
- * but `node:http`, so not Effect's Schema; `undefined` when the body has no such string.
+ * One string field of a reply (`Wire.TokenJson`, `Wire.ErrorReply`), checked by hand: this path loads no
+ * Effect, so not Effect's Schema; `undefined` when the body has no such string.
  */
 function field(body: string, name: "access_token" | "message" | "error"): string | undefined {
   let value: unknown
@@ -61,24 +86,13 @@ function field(body: string, name: "access_token" | "message" | "error"): string
   return typeof found === "string" && found !== "" ? found : undefined
 }
 
-function ask(socketPath: string, json: boolean) {
-  const req = Http.request({ socketPath, path: "/token.json", headers: { host: "localhost" }, agent: false }, (res) => {
-    let body = ""
-    res.setEncoding("utf8")
-    res.on("data", (chunk: string) => (body += chunk))
-    res.on("end", () => {
-      const token = res.statusCode === 200 ? field(body, "access_token") : undefined
-      if (token !== undefined) {
-        process.stdout.write(`${json ? body : token}\n`)
-        return
-      }
-      process.stderr.write(`strava-auth: ${field(body, "message") ?? `the daemon answered ${res.statusCode}`}\n`)
-      // the exit codes of DaemonError: 77 login needed, 75 temporary failure
-      process.exitCode = field(body, "error") === "needs_login" ? 77 : 75
-    })
-  })
-  req.setTimeout(2000, () => req.destroy(new Error("timeout")))
-  // No daemon (or a stale socket): the full CLI reads the file and refreshes it if due.
-  req.on("error", () => void full())
-  req.end()
+function answer(status: number, body: string, json: boolean) {
+  const token = status === 200 ? field(body, "access_token") : undefined
+  if (token !== undefined) {
+    process.stdout.write(`${json ? body : token}\n`)
+    return
+  }
+  process.stderr.write(`strava-auth: ${field(body, "message") ?? `the daemon answered ${status}`}\n`)
+  // the exit codes of DaemonError: 77 login needed, 75 temporary failure
+  process.exitCode = field(body, "error") === "needs_login" ? 77 : 75
 }
