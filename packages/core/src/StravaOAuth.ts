@@ -164,17 +164,19 @@ export const readBody = (
   response: HttpClientResponse.HttpClientResponse,
   limit: number = StravaError.maxBodyBytes
 ): Effect.Effect<string, StravaError.UnexpectedResponse> => {
-  const declared = Option.match(Headers.get(response.headers, "content-length"), {
-    onNone: () => 0,
-    onSome: Number
-  })
+  const length = Headers.get(response.headers, "content-length")
+  const declared = Option.match(length, { onNone: () => 0, onSome: Number })
   if (declared > limit) return Effect.fail(StravaError.tooLarge(response.status, limit))
-  const stream = Stream.mapError(response.stream, () =>
+  const unreadable = () =>
     new StravaError.UnexpectedResponse({
       status: response.status,
       reason: "Decode",
       detail: "the body could not be read"
-    }))
+    })
+  // A declared length within the limit bounds the body (the HTTP parser reads no more than it): one read.
+  // Without one (chunked), the stream is read with the cap checked at every chunk.
+  if (Option.isSome(length) && /^\d+$/.test(length.value.trim())) return Effect.mapError(response.text, unreadable)
+  const stream = Stream.mapError(response.stream, unreadable)
   const initial: Read = { size: 0, chunks: [] }
   return Stream.runFoldEffect(stream, initial, (read, chunk) => {
     const size = read.size + chunk.length

@@ -204,6 +204,43 @@ describe("a server whose body has no end", () => {
     }))
 })
 
+describe("a body with a declared length", () => {
+  const refreshed = JSON.stringify({
+    token_type: "Bearer",
+    access_token: "a-new-access-token",
+    refresh_token: "a-new-refresh-token",
+    expires_at: 2_000_000_000,
+    expires_in: 21600
+  })
+
+  it.scoped("within the limit, it is read in one go and decoded", () =>
+    Effect.gen(function*() {
+      const http = yield* server((_request, _body, response) => {
+        response.writeHead(200, {
+          "content-type": "application/json",
+          "content-length": String(Buffer.byteLength(refreshed))
+        })
+        response.end(refreshed)
+      })
+      const oauth = yield* oauthAt(http.url)
+      const fresh = yield* oauth.refresh(tokens)
+      assert.strictEqual(Redacted.value(fresh.accessToken), "a-new-access-token")
+    }))
+
+  it.scoped("cut short of its length (the connection closed early), it is an unreadable body, not a token", () =>
+    Effect.gen(function*() {
+      const http = yield* server((_request, _body, response) => {
+        response.writeHead(200, { "content-type": "application/json", "content-length": "4096" })
+        response.write(refreshed.slice(0, 20))
+        response.destroy()
+      })
+      const oauth = yield* oauthAt(http.url)
+      const error = yield* Effect.flip(oauth.refresh(tokens))
+      assert.isTrue(error.transient, error._tag)
+      assert.notInclude(error.message, "a-new-access-token")
+    }))
+})
+
 describe("credentials in a base URL", () => {
   const withEnv = (env: Record<string, string>) =>
     Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
