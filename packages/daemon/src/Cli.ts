@@ -37,6 +37,7 @@ import type * as DaemonError from "./DaemonError.js"
 import { ConfigurationError, RotationLost, UsageError } from "./DaemonError.js"
 import * as Helper from "./Helper.js"
 import * as Login from "./Login.js"
+import * as Metrics from "./Metrics.js"
 import * as Network from "./Network.js"
 import * as Refresher from "./Refresher.js"
 import * as Settings from "./Settings.js"
@@ -178,6 +179,18 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
       Logger.withConsoleError(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
     )
     const config = yield* Settings.strava(flagsOf(flags))
+    const listenText = Option.isSome(flags.metricsListen)
+      ? flags.metricsListen
+      : yield* Config.option(Config.nonEmptyString("STRAVA_AUTH_METRICS_LISTEN")).pipe(
+        Effect.orElseSucceed(() => Option.none<string>())
+      )
+    const metricsListen = Option.isSome(listenText) ? Metrics.parseListen(listenText.value) : undefined
+    if (Option.isSome(listenText) && metricsListen === undefined) {
+      return yield* new UsageError({
+        detail: `--metrics-listen (or STRAVA_AUTH_METRICS_LISTEN) takes HOST:PORT, such as 127.0.0.1:9464; ` +
+          `got "${listenText.value}".`
+      })
+    }
     yield* Effect.gen(function*() {
       const http = yield* HttpClient.HttpClient
       const fs = yield* FileSystem.FileSystem
@@ -198,7 +211,7 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
           ...passOn("--strava-url", flags.stravaUrl)
         ]
       }).pipe(Effect.provideServiceEffect(GrantStore.GrantStore, TokenFile.makeFileStore(local.tokenFile)))
-      yield* Daemon.run(local, { reload, execute }).pipe(
+      yield* Daemon.run(local, { reload, execute, metricsListen }).pipe(
         Effect.provide(StravaOAuth.layer),
         Effect.provideService(StravaConfig.StravaConfig, config)
       )
@@ -235,6 +248,7 @@ const statusCommand = (flags: FlagsOf<"status">) =>
     const now = yield* Clock.currentTimeMillis
     const tokens = file._tag === "Right" ? Option.getOrUndefined(file.right) : undefined
     const report = {
+      version: Wire.version,
       token_file: local.tokenFile,
       socket: local.socket,
       athlete: tokens?.athlete ?? null,

@@ -21,8 +21,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
 
-import type { ConfigurationError } from "./DaemonError.js"
+import { ConfigurationError } from "./DaemonError.js"
 import * as DirectoryWatch from "./DirectoryWatch.js"
+import * as Metrics from "./Metrics.js"
+import * as Notify from "./Notify.js"
 import * as Refresher from "./Refresher.js"
 import type { Local } from "./Settings.js"
 import * as SocketServer from "./SocketServer.js"
@@ -42,22 +44,46 @@ export const run = (
     readonly reload?: Effect.Effect<StravaOAuth.StravaOAuthShape, ConfigurationError>
     /** Where refreshes run: a helper process (`Helper.executor`); in this process when absent. */
     readonly execute?: RefreshEngine.Executor
+    /** Also serve `/metrics` alone over TCP here (`--metrics-listen`). */
+    readonly metricsListen?: { readonly host: string; readonly port: number } | undefined
+    /** systemd's notify protocol; from the environment (`NOTIFY_SOCKET`, `WATCHDOG_USEC`) by default. */
+    readonly notifier?: Notify.Notifier | undefined
   } = {}
 ) =>
   Effect.gen(function*() {
     yield* TokenFile.ensureDirectory(Path.dirname(settings.tokenFile))
     yield* TokenFile.removeTemporaries(settings.tokenFile)
+    const notifier = options.notifier ?? Notify.fromEnvironment()
+    // systemd hears what the daemon is doing when it changes, and the watchdog's ping on every turn of the loop.
+    let toldStatus: string | undefined
+    const onTick = (snapshot: Refresher.Snapshot) => {
+      const status = Notify.statusLine(describe(snapshot))
+      const lines = [
+        ...(notifier.watchdogInterval === undefined ? [] : ["WATCHDOG=1"]),
+        ...(status === toldStatus ? [] : [status])
+      ]
+      toldStatus = status
+      return lines.length === 0 ? Effect.void : notifier.send(...lines)
+    }
     const refresher = yield* Refresher.make({
       tokenFile: settings.tokenFile,
       margin: settings.margin,
       recheck: options.recheck,
-      execute: options.execute
+      execute: options.execute,
+      onTick,
+      maxWait: notifier.watchdogInterval
     })
     yield* refresher.load
     const runtime = yield* Effect.runtime<StravaOAuth.StravaOAuth | FileSystem.FileSystem>()
     const clock = yield* Effect.clock
     const wake = () => Runtime.runFork(runtime)(refresher.wake)
+    const metrics = () =>
+      Metrics.render(
+        [{ name: "default", snapshot: refresher.snapshot(), counters: refresher.counters }],
+        clock.unsafeCurrentTimeMillis()
+      )
     yield* SocketServer.serve(settings.socket, {
+      metrics,
       snapshot: refresher.snapshot,
       now: () => clock.unsafeCurrentTimeMillis(),
       refresh: () =>
@@ -74,6 +100,7 @@ export const run = (
       Effect.sync(() => {
         const onHup = () =>
           Runtime.runFork(runtime)(Effect.gen(function*() {
+            yield* notifier.send("RELOADING=1", Notify.monotonicLine(), Notify.statusLine("reloading (SIGHUP)"))
             if (options.reload !== undefined) {
               const next = yield* Effect.either(options.reload)
               if (next._tag === "Right") {
@@ -88,12 +115,27 @@ export const run = (
             }
             yield* Effect.logInfo("SIGHUP: re-reading the token file")
             yield* refresher.wake
+            toldStatus = Notify.statusLine(describe(refresher.snapshot()))
+            yield* notifier.send("READY=1", toldStatus)
           }))
         process.on("SIGHUP", onHup)
         return onHup
       }),
       (onHup) => Effect.sync(() => process.off("SIGHUP", onHup))
     )
+    const listen = options.metricsListen
+    if (listen !== undefined) {
+      yield* Metrics.serveTcp(listen, metrics).pipe(
+        Effect.mapError((error) =>
+          new ConfigurationError({
+            detail: `cannot serve metrics on ${listen.host}:${listen.port} (--metrics-listen): ${error.message}.`
+          })
+        )
+      )
+      yield* Effect.logInfo("serving /metrics over TCP").pipe(
+        Effect.annotateLogs({ metrics_listen: `${listen.host}:${listen.port}` })
+      )
+    }
     yield* Effect.logInfo("started").pipe(Effect.annotateLogs({
       socket: settings.socket,
       token_file: settings.tokenFile,
@@ -107,5 +149,31 @@ export const run = (
         "waiting for `strava-auth login`: the socket answers 503 needs_login until a token file appears"
       ).pipe(Effect.annotateLogs({ reason: first.lastError ?? "no token file" }))
     }
-    return yield* refresher.run.pipe(Effect.onInterrupt(() => Effect.logInfo("stopping")))
+    // The socket serves: systemd may start what depends on the daemon.
+    toldStatus = Notify.statusLine(describe(refresher.snapshot()))
+    yield* notifier.send("READY=1", toldStatus)
+    return yield* refresher.run.pipe(
+      Effect.onInterrupt(() =>
+        Effect.zipRight(notifier.send("STOPPING=1", Notify.statusLine("stopping")), Effect.logInfo("stopping"))
+      )
+    )
   }).pipe(Effect.scoped)
+
+const iso = (millis: number) => new Date(millis).toISOString()
+
+/** What the daemon is doing, in a line for systemd's `STATUS=` (no token, no secret). */
+const describe = (snapshot: Refresher.Snapshot): string => {
+  switch (snapshot.status) {
+    case "needs_login":
+      return "waiting for `strava-auth login` (no valid grant)"
+    case "refreshing":
+      return "refreshing the token"
+    case "retrying":
+      return `retrying after ${snapshot.consecutiveFailures} failure(s): ${snapshot.lastError ?? "unknown"}`
+    case "ok":
+      return snapshot.tokens === undefined
+        ? "serving"
+        : `serving the token (expires ${iso(snapshot.tokens.expiresAt * 1000)}` +
+          (snapshot.nextRefreshAt === undefined ? ")" : `; next refresh ${iso(snapshot.nextRefreshAt)})`)
+  }
+}

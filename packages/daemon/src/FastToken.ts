@@ -123,8 +123,8 @@ export type SocketReply =
   | { readonly _tag: "Failed" }
 
 /**
- * One request over the Unix socket, HTTP/1.1 written by hand, the answer read to the end (the daemon sends
- * `Content-Length`); 2 s at most.
+ * One request over the Unix socket, HTTP/1.1 written by hand, the answer read to its end (`Content-Length`,
+ * as the daemon sends, or chunked); 2 s at most.
  *
  * @since 0.2.0
  */
@@ -153,15 +153,32 @@ export const ask = (socketPath: string, path: string, done: (reply: SocketReply)
   )
 }
 
-/** A complete response with a `Content-Length` body, or `undefined` while it is not all there. */
+/** A complete response (a `Content-Length` or a chunked body), or `undefined` while it is not all there. */
 const parse = (bytes: Buffer): SocketReply | undefined => {
   const end = bytes.indexOf("\r\n\r\n")
   if (end === -1) return undefined
   const head = bytes.subarray(0, end).toString("latin1").split("\r\n")
   const status = /^HTTP\/1\.[01] (\d{3})/.exec(head[0] ?? "")
-  const length = head.map((line) => /^content-length:\s*(\d+)\s*$/i.exec(line)).find((m) => m !== null)
-  if (status === null || length === undefined || length === null) return { _tag: "Failed" }
+  if (status === null) return { _tag: "Failed" }
+  const header = (name: RegExp) => head.map((line) => name.exec(line)).find((m) => m !== null)
   const body = bytes.subarray(end + 4)
-  if (body.length < Number(length[1])) return undefined
-  return { _tag: "Reply", status: Number(status[1]), body: body.subarray(0, Number(length[1])).toString("utf8") }
+  const length = header(/^content-length:\s*(\d+)\s*$/i)
+  if (length !== undefined && length !== null) {
+    if (body.length < Number(length[1])) return undefined
+    return { _tag: "Reply", status: Number(status[1]), body: body.subarray(0, Number(length[1])).toString("utf8") }
+  }
+  if (header(/^transfer-encoding:\s*chunked\s*$/i) === undefined) return { _tag: "Failed" }
+  // chunked: <hex size>\r\n<data>\r\n ... 0\r\n\r\n
+  const parts: Array<Buffer> = []
+  let at = 0
+  for (;;) {
+    const lineEnd = body.indexOf("\r\n", at)
+    if (lineEnd === -1) return undefined
+    const size = Number.parseInt(body.subarray(at, lineEnd).toString("latin1").split(";")[0]!.trim(), 16)
+    if (!Number.isInteger(size) || size < 0 || size > 1024 * 1024) return { _tag: "Failed" }
+    if (size === 0) return { _tag: "Reply", status: Number(status[1]), body: Buffer.concat(parts).toString("utf8") }
+    if (body.length < lineEnd + 2 + size + 2) return undefined
+    parts.push(body.subarray(lineEnd + 2, lineEnd + 2 + size))
+    at = lineEnd + 2 + size + 2
+  }
 }

@@ -27,11 +27,25 @@ import type * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 
+const WindowWire = Schema.Struct({ fifteen_minutes: Schema.Number, daily: Schema.Number })
+const windowFromWire = (w: typeof WindowWire.Type | undefined) =>
+  w === undefined ? Option.none() : Option.some({ fifteenMinutes: w.fifteen_minutes, daily: w.daily })
+const windowToWire = (w: Option.Option<{ readonly fifteenMinutes: number; readonly daily: number }>) =>
+  Option.match(w, { onNone: () => undefined, onSome: (v) => ({ fifteen_minutes: v.fifteenMinutes, daily: v.daily }) })
+
 /**
- * A 429 on the wire: its window's reset; the parsed limits stay behind.
+ * A 429 on the wire: its window's reset, and the limits and usage Strava's headers reported (for `/metrics`).
  */
 const RateLimitedReport = Schema.transform(
-  Schema.Struct({ _tag: Schema.Literal("RateLimited"), status: Schema.Number, retryAt: Schema.Number }),
+  Schema.Struct({
+    _tag: Schema.Literal("RateLimited"),
+    status: Schema.Number,
+    retryAt: Schema.Number,
+    limit: Schema.optional(WindowWire),
+    usage: Schema.optional(WindowWire),
+    read_limit: Schema.optional(WindowWire),
+    read_usage: Schema.optional(WindowWire)
+  }),
   Schema.instanceOf(StravaError.RateLimited),
   {
     strict: true,
@@ -39,12 +53,25 @@ const RateLimitedReport = Schema.transform(
       new StravaError.RateLimited({
         status: wire.status,
         retryAt: wire.retryAt,
-        limit: Option.none(),
-        usage: Option.none(),
-        readLimit: Option.none(),
-        readUsage: Option.none()
+        limit: windowFromWire(wire.limit),
+        usage: windowFromWire(wire.usage),
+        readLimit: windowFromWire(wire.read_limit),
+        readUsage: windowFromWire(wire.read_usage)
       }),
-    encode: (error) => ({ _tag: "RateLimited" as const, status: error.status, retryAt: error.retryAt })
+    encode: (error) => {
+      const windows = {
+        limit: windowToWire(error.limit),
+        usage: windowToWire(error.usage),
+        read_limit: windowToWire(error.readLimit),
+        read_usage: windowToWire(error.readUsage)
+      }
+      return {
+        _tag: "RateLimited" as const,
+        status: error.status,
+        retryAt: error.retryAt,
+        ...Object.fromEntries(Object.entries(windows).filter(([, w]) => w !== undefined))
+      }
+    }
   }
 )
 

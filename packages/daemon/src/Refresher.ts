@@ -26,6 +26,7 @@ import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 
+import * as Metrics from "./Metrics.js"
 import * as TokenFile from "./TokenFile.js"
 import * as Wire from "./Wire.js"
 
@@ -75,6 +76,15 @@ export interface Options {
   readonly floor?: Duration.Duration | undefined
   /** Where a refresh runs (`Helper.executor`); in this process, with the current client, by default. */
   readonly execute?: RefreshEngine.Executor | undefined
+  /** Counts what each refresh came to (`Metrics`); a fresh set by default. */
+  readonly counters?: Metrics.Counters | undefined
+  /**
+   * Runs on every turn of the loop, with the snapshot (systemd's watchdog ping and status): a loop wedged in a
+   * refresh stops calling it.
+   */
+  readonly onTick?: ((snapshot: Snapshot) => Effect.Effect<void>) | undefined
+  /** The longest wait between two turns of the loop (half the watchdog's interval); `recheck` by default. */
+  readonly maxWait?: Duration.Duration | undefined
 }
 
 /**
@@ -93,6 +103,8 @@ export interface Refresher {
   readonly reconfigure: (oauth: StravaOAuth.StravaOAuthShape | undefined) => Effect.Effect<void>
   /** The loop; runs until interrupted. */
   readonly run: Effect.Effect<never>
+  /** What the refreshes came to, for `/metrics`. */
+  readonly counters: Metrics.Counters
 }
 
 const RECHECK = Duration.seconds(30)
@@ -164,18 +176,23 @@ export const make = (
   Effect.gen(function*() {
     const store = yield* TokenFile.makeFileStore(options.tokenFile)
     const oauth = yield* Ref.make(yield* StravaOAuth.StravaOAuth)
-    const execute: RefreshEngine.Executor = options.execute ??
+    const counters = options.counters ?? Metrics.counters()
+    const execute: RefreshEngine.Executor = Metrics.counting(counters, options.execute ??
       ((k, o) =>
         Effect.flatMap(Ref.get(oauth), (client) =>
           RefreshEngine.refreshOnce(k, o).pipe(
             Effect.provideService(GrantStore.GrantStore, store),
             Effect.provideService(StravaOAuth.StravaOAuth, client)
-          )))
+          ))))
     const engine = yield* RefreshEngine.make({ margin: options.margin, floor: options.floor, execute }).pipe(
       Effect.provideService(GrantStore.GrantStore, store)
     )
     const wakeups = yield* Queue.sliding<void>(1)
-    const recheck = Duration.toMillis(options.recheck ?? RECHECK)
+    const recheck = Math.min(
+      Duration.toMillis(options.recheck ?? RECHECK),
+      options.maxWait === undefined ? Infinity : Duration.toMillis(options.maxWait)
+    )
+    const onTick = options.onTick
 
     let shownFor: RefreshEngine.GrantState | undefined
     let shownNext: number | undefined
@@ -195,6 +212,7 @@ export const make = (
 
     const tick = Effect.gen(function*() {
       yield* engine.sync(key)
+      if (onTick !== undefined) yield* onTick(snapshot())
       const now = yield* Clock.currentTimeMillis
       const next = engine.nextAttemptAt(key)
       if (next !== undefined && now >= next) {
@@ -222,7 +240,8 @@ export const make = (
           yield* engine.resetApp
           yield* wake
         }),
-      run
+      run,
+      counters
     }
   })
 

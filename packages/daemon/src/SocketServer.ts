@@ -41,6 +41,7 @@ import type { ConfigurationError } from "./DaemonError.js"
 import { DaemonFailure } from "./DaemonError.js"
 import * as PrivateDirectory from "./PrivateDirectory.js"
 import type { RefreshError, Snapshot } from "./Refresher.js"
+import * as Metrics from "./Metrics.js"
 import * as Refresher from "./Refresher.js"
 import * as Wire from "./Wire.js"
 
@@ -56,6 +57,8 @@ export interface Handlers {
     | { readonly ok: true; readonly outcome: Wire.RefreshReply["outcome"] }
     | { readonly ok: false; readonly error: RefreshError }
   >
+  /** The Prometheus text (`Metrics.render`); without it there is no /metrics. */
+  readonly metrics?: (() => string) | undefined
 }
 
 /**
@@ -146,7 +149,13 @@ const outcomeMessages: Record<Wire.RefreshReply["outcome"], string> = {
     "app's rate limit)."
 }
 
-const routes: Record<string, string> = { "/token": "GET", "/token.json": "GET", "/health": "GET", "/refresh": "POST" }
+const routes: Record<string, string> = {
+  "/token": "GET",
+  "/token.json": "GET",
+  "/health": "GET",
+  "/refresh": "POST",
+  "/metrics": "GET"
+}
 
 /**
  * The request handler.
@@ -194,7 +203,7 @@ const other = (handlers: Handlers, req: Http.IncomingMessage, res: Http.ServerRe
     return sendJson(res, 404, {
       version: Wire.version,
       error: "not_found",
-      message: `No ${path} here. Try /token, /token.json, /health or POST /refresh.`
+      message: `No ${path} here. Try /token, /token.json, /health, /metrics or POST /refresh.`
     })
   }
   if (req.method !== allowed) {
@@ -206,6 +215,11 @@ const other = (handlers: Handlers, req: Http.IncomingMessage, res: Http.ServerRe
   }
   if (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0") {
     return sendJson(res, 413, { version: Wire.version, error: "body_not_allowed", message: "Requests take no body." })
+  }
+  if (path === "/metrics") {
+    const body = handlers.metrics?.() ?? ""
+    res.writeHead(200, { "content-type": Metrics.contentType, "content-length": Buffer.byteLength(body) })
+    return void res.end(body)
   }
   const snapshot = handlers.snapshot()
   switch (path) {

@@ -3,6 +3,9 @@
  * `RuntimeDirectory=`, the client secret through `LoadCredential=`, a dedicated user, strict sandboxing).
  *
  * Both restart on failure except on 77 (login needed) and 78 (configuration), where a restart cannot help.
+ * `Type=notify`: the daemon says `READY=1` once its socket serves and pings the watchdog from its refresh loop
+ * (`Notify`); `NotifyAccess=all` because the messages come from `systemd-notify`, a child. `WatchdogSec=` is
+ * generous: a refresh may wait on the token file's lock and on Strava for minutes without being wedged.
  * `MemoryDenyWriteExecute=` is deliberately absent: V8's JIT needs writable-executable memory.
  *
  * @internal The command's `systemd-unit`, not part of `@strava-auth/daemon`'s entry.
@@ -102,7 +105,9 @@ export const render = (kind: Kind, command: string = shippedCommand): string =>
 # Token file: ~/.local/state/strava-auth/token.json; socket: $XDG_RUNTIME_DIR/strava-auth/token.sock.
 ${unitSection}
 [Service]
-Type=exec
+Type=notify
+NotifyAccess=all
+WatchdogSec=10min
 EnvironmentFile=-%h/.config/strava-auth/env
 ExecStart=${command} daemon
 ${common}
@@ -115,7 +120,9 @@ WantedBy=default.target
 # Token file: /var/lib/strava-auth/token.json; socket: /run/strava-auth/token.sock (0600, user strava-auth).
 ${unitSection}
 [Service]
-Type=exec
+Type=notify
+NotifyAccess=all
+WatchdogSec=10min
 User=strava-auth
 Group=strava-auth
 EnvironmentFile=-/etc/strava-auth/env

@@ -199,6 +199,14 @@ export const commands = {
         env: "STRAVA_AUTH_LOG_FORMAT",
         description: "the log lines' format: logfmt or json (default logfmt)"
       }),
+      flag({
+        key: "metricsListen",
+        name: "metrics-listen",
+        kind: "text",
+        value: "HOST:PORT",
+        env: "STRAVA_AUTH_METRICS_LISTEN",
+        description: "also serve /metrics (never a token) over TCP, e.g. 127.0.0.1:9464"
+      }),
       f.tokenFile,
       f.socket,
       f.clientId,

@@ -56,7 +56,15 @@ const observed = {
     "--client-id",
     "--strava-url"
   ],
-  daemon: ["--log-format", "--token-file", "--socket", "--client-id", "--refresh-margin", "--strava-url"],
+  daemon: [
+    "--log-format",
+    "--metrics-listen",
+    "--token-file",
+    "--socket",
+    "--client-id",
+    "--refresh-margin",
+    "--strava-url"
+  ],
   "systemd-unit": ["--user", "--system"],
   "webhook create": ["--callback-url", "--verify-token-file", "--client-id", "--api-url"],
   "webhook view": ["--json", "--client-id", "--api-url"],
@@ -317,8 +325,19 @@ describe("every flag changes what its command does", () => {
         const expiresAt = JSON.parse(Fs.readFileSync(box.tokenFile, "utf8")).expires_at as number
         const scoped = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.scoped(effect)
 
+        // --metrics-listen: a TCP port that answers /metrics, where nothing listens without it.
+        const port = yield* Effect.promise(freePort)
+        const metricsAt = () =>
+          Effect.promise(() =>
+            fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.status, () => "refused" as const)
+          )
+        yield* scoped(Effect.gen(function*() {
+          yield* daemon(box, ["--metrics-listen", `127.0.0.1:${port}`])
+          assert.strictEqual(yield* metricsAt(), 200)
+        }))
         const plainLogs = yield* scoped(Effect.gen(function*() {
           const { result } = yield* daemon(box)
+          assert.strictEqual(yield* metricsAt(), "refused")
           const plain = yield* health()
           assert.strictEqual(plain?.["status"], "ok")
           assertNear(Date.parse(String(plain?.["next_refresh_at"])), (expiresAt - 45 * 60) * 1000)
