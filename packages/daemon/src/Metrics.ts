@@ -29,7 +29,9 @@ import type * as Refresher from "./Refresher.js"
 export interface Counters {
   readonly refreshes: Map<"refreshed" | "same" | "current", number>
   readonly failures: Map<string, number>
-  rateLimit: { readonly usage: StravaError.RateLimited["usage"]; readonly limit: StravaError.RateLimited["limit"] } | undefined
+  rateLimit:
+    | { readonly usage: StravaError.RateLimited["usage"]; readonly limit: StravaError.RateLimited["limit"] }
+    | undefined
 }
 
 /**
@@ -48,25 +50,26 @@ export const counters = (): Counters => ({
  * @since 0.2.0
  * @category constructors
  */
-export const counting = (counted: Counters, execute: RefreshEngine.Executor): RefreshEngine.Executor => (key, options) =>
-  execute(key, options).pipe(
-    Effect.tapBoth({
-      onSuccess: (outcome) =>
-        Effect.sync(() => {
-          const kind = outcome._tag === "Current"
-            ? "current"
-            : Redacted.value(outcome.tokens.accessToken) === Redacted.value(outcome.previous.accessToken)
-            ? "same"
-            : "refreshed"
-          counted.refreshes.set(kind, (counted.refreshes.get(kind) ?? 0) + 1)
-        }),
-      onFailure: (error) =>
-        Effect.sync(() => {
-          counted.failures.set(error._tag, (counted.failures.get(error._tag) ?? 0) + 1)
-          if (error._tag === "RateLimited") counted.rateLimit = { usage: error.usage, limit: error.limit }
-        })
-    })
-  )
+export const counting =
+  (counted: Counters, execute: RefreshEngine.Executor): RefreshEngine.Executor => (key, options) =>
+    execute(key, options).pipe(
+      Effect.tapBoth({
+        onSuccess: (outcome) =>
+          Effect.sync(() => {
+            const kind = outcome._tag === "Current"
+              ? "current"
+              : Redacted.value(outcome.tokens.accessToken) === Redacted.value(outcome.previous.accessToken)
+              ? "same"
+              : "refreshed"
+            counted.refreshes.set(kind, (counted.refreshes.get(kind) ?? 0) + 1)
+          }),
+        onFailure: (error) =>
+          Effect.sync(() => {
+            counted.failures.set(error._tag, (counted.failures.get(error._tag) ?? 0) + 1)
+            if (error._tag === "RateLimited") counted.rateLimit = { usage: error.usage, limit: error.limit }
+          })
+      })
+    )
 
 /** A label value, escaped as the format asks (backslash, double quote, newline). */
 const label = (value: string) => value.replace(/\\/g, "\\\\").replace(/"/g, "\\\"").replace(/\n/g, "\\n")
@@ -102,7 +105,11 @@ export const render = (accounts: ReadonlyArray<Account>, nowMillis: number): str
     accounts.flatMap((a) =>
       a.snapshot.tokens === undefined
         ? []
-        : [`strava_auth_token_expires_in_seconds${of(a)} ${Math.floor(a.snapshot.tokens.remainingMillis(nowMillis) / 1000)}`]
+        : [
+          `strava_auth_token_expires_in_seconds${of(a)} ${
+            Math.floor(a.snapshot.tokens.remainingMillis(nowMillis) / 1000)
+          }`
+        ]
     )
   )
   family(
@@ -122,7 +129,9 @@ export const render = (accounts: ReadonlyArray<Account>, nowMillis: number): str
     "counter",
     "Refreshes asked of Strava, by outcome: refreshed (a new token), same (Strava's one-hour rule), current (another process had just refreshed).",
     accounts.flatMap((a) =>
-      [...a.counters.refreshes].map(([outcome, n]) => `strava_auth_refreshes_total${of(a, `,outcome="${outcome}"`)} ${n}`)
+      [...a.counters.refreshes].map(([outcome, n]) =>
+        `strava_auth_refreshes_total${of(a, `,outcome="${outcome}"`)} ${n}`
+      )
     )
   )
   family(

@@ -177,13 +177,16 @@ export const make = (
     const store = yield* TokenFile.makeFileStore(options.tokenFile)
     const oauth = yield* Ref.make(yield* StravaOAuth.StravaOAuth)
     const counters = options.counters ?? Metrics.counters()
-    const execute: RefreshEngine.Executor = Metrics.counting(counters, options.execute ??
-      ((k, o) =>
-        Effect.flatMap(Ref.get(oauth), (client) =>
-          RefreshEngine.refreshOnce(k, o).pipe(
-            Effect.provideService(GrantStore.GrantStore, store),
-            Effect.provideService(StravaOAuth.StravaOAuth, client)
-          ))))
+    const execute: RefreshEngine.Executor = Metrics.counting(
+      counters,
+      options.execute ??
+        ((k, o) =>
+          Effect.flatMap(Ref.get(oauth), (client) =>
+            RefreshEngine.refreshOnce(k, o).pipe(
+              Effect.provideService(GrantStore.GrantStore, store),
+              Effect.provideService(StravaOAuth.StravaOAuth, client)
+            )))
+    )
     const engine = yield* RefreshEngine.make({ margin: options.margin, floor: options.floor, execute }).pipe(
       Effect.provideService(GrantStore.GrantStore, store)
     )

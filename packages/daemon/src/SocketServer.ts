@@ -39,9 +39,9 @@ import type * as Scope from "effect/Scope"
 
 import type { ConfigurationError } from "./DaemonError.js"
 import { DaemonFailure } from "./DaemonError.js"
+import * as Metrics from "./Metrics.js"
 import * as PrivateDirectory from "./PrivateDirectory.js"
 import type { RefreshError, Snapshot } from "./Refresher.js"
-import * as Metrics from "./Metrics.js"
 import * as Refresher from "./Refresher.js"
 import * as Wire from "./Wire.js"
 

@@ -92,13 +92,13 @@ describe("metrics", () => {
         }))
 
         // A 429 with Strava's rate-limit headers: counted, and the usage and limit it reported; over TCP alone.
-      // Two API calls first, so the app's usage is not zero.
-      for (let i = 0; i < 2; i++) {
-        yield* Effect.promise(() =>
-          fetch(`${server.apiUrl}/athlete`, { headers: { authorization: `Bearer ${token.access_token}` } })
-            .then((r) => r.text())
-        )
-      }
+        // Two API calls first, so the app's usage is not zero.
+        for (let i = 0; i < 2; i++) {
+          yield* Effect.promise(() =>
+            fetch(`${server.apiUrl}/athlete`, { headers: { authorization: `Bearer ${token.access_token}` } })
+              .then((r) => r.text())
+          )
+        }
         yield* mock.inject({ endpoint: "token", fault: { _tag: "RateLimited" }, when: { times: 1 } })
         const port = yield* Effect.promise(freePort)
         yield* daemon(due, ["--metrics-listen", `127.0.0.1:${port}`])

@@ -65,87 +65,99 @@ const listener = (dir: string) =>
 const has = (messages: ReadonlyArray<Message>, line: string) => messages.filter((m) => m.lines.includes(line))
 
 describe.skipIf(python.skip || notify.skip)(`systemd notify${python.note}${notify.note}`, () => {
-  it.scopedLive("READY=1 once the socket serves, STATUS, the watchdog's pings, RELOADING/READY on SIGHUP, STOPPING", () =>
-    Effect.gen(function*() {
-      const { server } = yield* MockServer.make()
-      const box = sandbox(server)
-      yield* login(box, server)
-      const notifySocket = yield* listener(box.dir)
-      const { child } = yield* Effect.scoped(Effect.gen(function*() {
-        const started = yield* daemon({
+  it.scopedLive(
+    "READY=1 once the socket serves, STATUS, the watchdog's pings, RELOADING/READY on SIGHUP, STOPPING",
+    () =>
+      Effect.gen(function*() {
+        const { server } = yield* MockServer.make()
+        const box = sandbox(server)
+        yield* login(box, server)
+        const notifySocket = yield* listener(box.dir)
+        const { child } = yield* Effect.scoped(Effect.gen(function*() {
+          const started = yield* daemon({
+            ...box,
+            env: { ...box.env, NOTIFY_SOCKET: notifySocket.path, WATCHDOG_USEC: "400000" }
+          })
+          const ready = yield* eventually(async () => has(notifySocket.messages, "READY=1")[0], 10_000, "READY=1")
+          assert.include(ready.lines, `MAINPID=${started.child.pid}`)
+          assert.isTrue(
+            ready.lines.some((l) => l.startsWith("STATUS=serving the token (expires ")),
+            ready.lines.join("|")
+          )
+          // READY=1 comes once the socket answers: it answers by the time the message is here.
+          assert.strictEqual((yield* Effect.promise(() => socketGet(box.socket, "/health")))._tag, "Reply")
+
+          // The watchdog: WATCHDOG_USEC 0.4 s, so a ping every 0.2 s or so.
+          const since = Date.now()
+          yield* eventually(
+            async () => has(notifySocket.messages, "WATCHDOG=1").filter((m) => m.at >= since).length >= 4 || undefined,
+            10_000,
+            "four watchdog pings"
+          )
+
+          // SIGHUP: RELOADING=1 (with MONOTONIC_USEC), then READY=1 again.
+          const before = notifySocket.messages.length
+          started.child.kill("SIGHUP")
+          yield* eventually(
+            async () => has(notifySocket.messages.slice(before), "READY=1")[0],
+            10_000,
+            "READY=1 after the reload"
+          )
+          const reload = notifySocket.messages.slice(before)
+          const reloading = reload.findIndex((m) => m.lines.includes("RELOADING=1"))
+          const readyAgain = reload.findIndex((m) => m.lines.includes("READY=1"))
+          assert.isAtLeast(reloading, 0)
+          assert.isAbove(readyAgain, reloading)
+          assert.isTrue(reload[reloading]!.lines.some((l) => /^MONOTONIC_USEC=\d+$/.test(l)))
+          return started
+        }))
+        // The scope stopped it with SIGTERM: STOPPING=1.
+        yield* Effect.promise(() => new Promise((r) => child.exitCode !== null ? r(undefined) : child.once("exit", r)))
+        yield* eventually(async () => has(notifySocket.messages, "STOPPING=1")[0], 10_000, "STOPPING=1")
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "a refresh loop wedged (on the token file's lock) stops the watchdog's pings; they resume after",
+    () =>
+      Effect.gen(function*() {
+        const { server } = yield* MockServer.make()
+        const box = sandbox(server)
+        yield* login(box, server)
+        const notifySocket = yield* listener(box.dir)
+        // Another process holds the token file's lock (this one), and the token is due: the loop's refresh waits.
+        const holder = yield* Effect.fork(
+          TokenFile.withLock(box.tokenFile, Effect.never).pipe(Effect.provide(NodeFileSystem.layer))
+        )
+        yield* eventually(async () => Fs.existsSync(`${box.tokenFile}.lock`) || undefined, 5000, "the lock")
+        yield* daemon({
           ...box,
-          env: { ...box.env, NOTIFY_SOCKET: notifySocket.path, WATCHDOG_USEC: "400000" }
+          env: {
+            ...box.env,
+            NOTIFY_SOCKET: notifySocket.path,
+            WATCHDOG_USEC: "400000",
+            STRAVA_AUTH_REFRESH_MARGIN: "6h"
+          }
         })
-        const ready = yield* eventually(async () => has(notifySocket.messages, "READY=1")[0], 10_000, "READY=1")
-        assert.include(ready.lines, `MAINPID=${started.child.pid}`)
-        assert.isTrue(ready.lines.some((l) => l.startsWith("STATUS=serving the token (expires ")), ready.lines.join("|"))
-        // READY=1 comes once the socket answers: it answers by the time the message is here.
-        assert.strictEqual((yield* Effect.promise(() => socketGet(box.socket, "/health")))._tag, "Reply")
-
-        // The watchdog: WATCHDOG_USEC 0.4 s, so a ping every 0.2 s or so.
-        const since = Date.now()
+        yield* eventually(async () => has(notifySocket.messages, "READY=1")[0], 10_000, "READY=1")
+        // Wedged: for two seconds (ten intervals), at most the one ping before the refresh began.
+        const wedgedFrom = Date.now()
+        yield* Effect.sleep("2 seconds")
+        const during = has(notifySocket.messages, "WATCHDOG=1").filter((m) => m.at >= wedgedFrom + 300)
+        assert.strictEqual(during.length, 0, `pings while wedged: ${during.length}`)
+        // The lock is released: the refresh finishes and the pings resume.
+        yield* Fiber.interrupt(holder)
+        const releasedAt = Date.now()
         yield* eventually(
-          async () => has(notifySocket.messages, "WATCHDOG=1").filter((m) => m.at >= since).length >= 4 || undefined,
-          10_000,
-          "four watchdog pings"
+          async () =>
+            has(notifySocket.messages, "WATCHDOG=1").filter((m) => m.at >= releasedAt).length >= 2 || undefined,
+          20_000,
+          "pings after the release"
         )
-
-        // SIGHUP: RELOADING=1 (with MONOTONIC_USEC), then READY=1 again.
-        const before = notifySocket.messages.length
-        started.child.kill("SIGHUP")
-        yield* eventually(
-          async () => has(notifySocket.messages.slice(before), "READY=1")[0],
-          10_000,
-          "READY=1 after the reload"
-        )
-        const reload = notifySocket.messages.slice(before)
-        const reloading = reload.findIndex((m) => m.lines.includes("RELOADING=1"))
-        const readyAgain = reload.findIndex((m) => m.lines.includes("READY=1"))
-        assert.isAtLeast(reloading, 0)
-        assert.isAbove(readyAgain, reloading)
-        assert.isTrue(reload[reloading]!.lines.some((l) => /^MONOTONIC_USEC=\d+$/.test(l)))
-        return started
-      }))
-      // The scope stopped it with SIGTERM: STOPPING=1.
-      yield* Effect.promise(() => new Promise((r) => child.exitCode !== null ? r(undefined) : child.once("exit", r)))
-      yield* eventually(async () => has(notifySocket.messages, "STOPPING=1")[0], 10_000, "STOPPING=1")
-    }), 60_000)
-
-  it.scopedLive("a refresh loop wedged (on the token file's lock) stops the watchdog's pings; they resume after", () =>
-    Effect.gen(function*() {
-      const { server } = yield* MockServer.make()
-      const box = sandbox(server)
-      yield* login(box, server)
-      const notifySocket = yield* listener(box.dir)
-      // Another process holds the token file's lock (this one), and the token is due: the loop's refresh waits.
-      const holder = yield* Effect.fork(
-        TokenFile.withLock(box.tokenFile, Effect.never).pipe(Effect.provide(NodeFileSystem.layer))
-      )
-      yield* eventually(async () => Fs.existsSync(`${box.tokenFile}.lock`) || undefined, 5000, "the lock")
-      yield* daemon({
-        ...box,
-        env: {
-          ...box.env,
-          NOTIFY_SOCKET: notifySocket.path,
-          WATCHDOG_USEC: "400000",
-          STRAVA_AUTH_REFRESH_MARGIN: "6h"
-        }
-      })
-      yield* eventually(async () => has(notifySocket.messages, "READY=1")[0], 10_000, "READY=1")
-      // Wedged: for two seconds (ten intervals), at most the one ping before the refresh began.
-      const wedgedFrom = Date.now()
-      yield* Effect.sleep("2 seconds")
-      const during = has(notifySocket.messages, "WATCHDOG=1").filter((m) => m.at >= wedgedFrom + 300)
-      assert.strictEqual(during.length, 0, `pings while wedged: ${during.length}`)
-      // The lock is released: the refresh finishes and the pings resume.
-      yield* Fiber.interrupt(holder)
-      const releasedAt = Date.now()
-      yield* eventually(
-        async () => has(notifySocket.messages, "WATCHDOG=1").filter((m) => m.at >= releasedAt).length >= 2 || undefined,
-        20_000,
-        "pings after the release"
-      )
-    }), 60_000)
+      }),
+    60_000
+  )
 
   it.scopedLive("without NOTIFY_SOCKET nothing is sent: systemd-notify is never run", () =>
     Effect.gen(function*() {
