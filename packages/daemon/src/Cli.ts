@@ -7,6 +7,11 @@
  *
  * @since 0.1.0
  */
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -30,6 +35,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 
 import * as Daemon from "./Daemon.js"
@@ -191,6 +197,38 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
           `got "${listenText.value}".`
       })
     }
+    const text = (flag: Option.Option<string>, variable: string) =>
+      Option.isSome(flag)
+        ? Effect.succeed(flag)
+        : Config.option(Config.nonEmptyString(variable)).pipe(Effect.orElseSucceed(() => Option.none<string>()))
+    const intervalText = yield* text(flags.loginNotifyInterval, "STRAVA_AUTH_LOGIN_NOTIFY_INTERVAL")
+    const interval = Option.isSome(intervalText)
+      ? Settings.parseDuration(intervalText.value)
+      : Option.some(Duration.minutes(15))
+    if (Option.isNone(interval) || Duration.lessThan(interval.value, Duration.seconds(1))) {
+      return yield* new UsageError({
+        detail: `--login-notify-interval (or STRAVA_AUTH_LOGIN_NOTIFY_INTERVAL) takes a duration of a second or ` +
+          `more, such as 15m or 1h; got "${Option.getOrElse(intervalText, () => "")}".`
+      })
+    }
+    const timeoutText = yield* text(Option.none(), "STRAVA_AUTH_HOOK_TIMEOUT")
+    const hookTimeout = Option.isSome(timeoutText)
+      ? Settings.parseDuration(timeoutText.value)
+      : Option.some(Duration.minutes(1))
+    if (Option.isNone(hookTimeout) || Duration.lessThan(hookTimeout.value, Duration.millis(100))) {
+      return yield* new UsageError({
+        detail: `STRAVA_AUTH_HOOK_TIMEOUT takes a duration such as 30s or 2m; got "${
+          Option.getOrElse(timeoutText, () => "")
+        }".`
+      })
+    }
+    const hooks = {
+      timeout: hookTimeout.value,
+      onToken: Option.getOrUndefined(yield* text(flags.onToken, "STRAVA_AUTH_ON_TOKEN")),
+      onLoginNeeded: Option.getOrUndefined(yield* text(flags.onLoginNeeded, "STRAVA_AUTH_ON_LOGIN_NEEDED")),
+      onError: Option.getOrUndefined(yield* text(flags.onError, "STRAVA_AUTH_ON_ERROR")),
+      loginNotifyInterval: interval.value
+    }
     yield* Effect.gen(function*() {
       const http = yield* HttpClient.HttpClient
       const fs = yield* FileSystem.FileSystem
@@ -211,7 +249,7 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
           ...passOn("--strava-url", flags.stravaUrl)
         ]
       }).pipe(Effect.provideServiceEffect(GrantStore.GrantStore, TokenFile.makeFileStore(local.tokenFile)))
-      yield* Daemon.run(local, { reload, execute, metricsListen }).pipe(
+      yield* Daemon.run(local, { reload, execute, metricsListen, hooks }).pipe(
         Effect.provide(StravaOAuth.layer),
         Effect.provideService(StravaConfig.StravaConfig, config)
       )
@@ -237,6 +275,94 @@ const tokenCommand = (flags: FlagsOf<"token">) =>
     }
     const { tokens } = yield* fromFile(flags, local, false)
     yield* print(tokenLine(tokens, flags.json))
+  }))
+
+/** The access token `token` would print: the daemon's, else the file's (refreshed under its lock when due). */
+const currentToken = (flags: StravaFlags, local: Settings.Local) =>
+  Effect.gen(function*() {
+    const reply = yield* SocketClient.request(local.socket, "GET", "/token.json")
+    if (reply._tag === "Reply") {
+      const body = reply.status === 200 ? Wire.decodeTokenJson(reply.body) : Option.none()
+      if (Option.isNone(body)) return yield* SocketClient.errorOf(reply.status, reply.body)
+      return body.value.access_token
+    }
+    const { tokens } = yield* fromFile(flags, local, false)
+    return Redacted.value(tokens.accessToken)
+  })
+
+/** The signals `exec` passes to its command. */
+const passedSignals: ReadonlyArray<NodeJS.Signals> = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"]
+
+const execCommand = (flags: FlagsOf<"exec"> & { readonly command?: ReadonlyArray<string> }) =>
+  failures(Effect.gen(function*() {
+    const local = yield* Settings.local(flagsOf(flags))
+    const onChange = flags.onChange === "restart" || flags.onChange === "none"
+      ? flags.onChange
+      : /^signal:(SIG)?[A-Z0-9]+$/.test(flags.onChange) &&
+          `SIG${flags.onChange.slice("signal:".length).replace(/^SIG/, "")}` in Os.constants.signals
+      ? `SIG${flags.onChange.slice("signal:".length).replace(/^SIG/, "")}` as NodeJS.Signals
+      : undefined
+    if (onChange === undefined) {
+      return yield* new UsageError({
+        detail: `--on-change takes restart, none or signal:NAME (such as signal:HUP); got "${flags.onChange}".`
+      })
+    }
+    const [file, ...args] = flags.command ?? []
+    let token = yield* currentToken(flags, local)
+    const runtime = yield* Effect.runtime<FileSystem.FileSystem>()
+    // The command's exit ends this process with its status; a restart's exit does not. Uninterruptible: the
+    // runtime's own SIGINT/SIGTERM handling must not end this process before the command, which gets the signal.
+    yield* Effect.uninterruptible(Effect.async<never>(() => {
+      const exit = (code: number) => {
+        clearInterval(timer)
+        for (const [name, handler] of handlers) process.off(name, handler)
+        process.exit(code)
+      }
+      let child: ChildProcess.ChildProcess
+      let restarting = false
+      const start = () => {
+        child = ChildProcess.spawn(file!, args, {
+          stdio: "inherit",
+          env: { ...process.env, STRAVA_ACCESS_TOKEN: token }
+        })
+        child.once("error", (error) => {
+          process.stderr.write(`strava-auth exec: cannot run ${file}: ${error.message}\n`)
+          exit(127)
+        })
+        child.once("exit", (exitCode, signal) => {
+          if (restarting) {
+            restarting = false
+            return start()
+          }
+          exit(exitCode ?? 128 + (Os.constants.signals[signal ?? "SIGTERM"] ?? 15))
+        })
+      }
+      const handlers = passedSignals.map((name) => [name, () => void child.kill(name)] as const)
+      for (const [name, handler] of handlers) process.on(name, handler)
+      // The token now, when the token file's directory changes (the daemon or a refresh wrote it) and every
+      // 15 s; when it changed, the command hears of it.
+      let checking = false
+      const check = () => {
+        if (checking) return
+        checking = true
+        Runtime.runPromise(runtime)(Effect.either(currentToken(flags, local))).then((next) => {
+          checking = false
+          if (next._tag === "Left" || next.right === token) return
+          token = next.right
+          if (onChange === "restart") {
+            restarting = true
+            child.kill("SIGTERM")
+          } else if (onChange !== "none") child.kill(onChange)
+        })
+      }
+      const timer = setInterval(check, 15_000)
+      try {
+        Fs.watch(Path.dirname(local.tokenFile), { persistent: false }, check).on("error", () => {})
+      } catch {
+        // no directory yet: the 15 s check covers it
+      }
+      start()
+    }))
   }))
 
 const statusCommand = (flags: FlagsOf<"status">) =>
@@ -522,6 +648,7 @@ const handlers: {
   refresh: refreshCommand,
   revoke: revokeCommand,
   systemdUnit: systemdCommand,
+  exec: execCommand,
   webhook: () => Effect.void, // parse never runs it: `webhook` alone is a usage error
   webhookCreate,
   webhookView,

@@ -23,6 +23,7 @@ import * as Runtime from "effect/Runtime"
 
 import { ConfigurationError } from "./DaemonError.js"
 import * as DirectoryWatch from "./DirectoryWatch.js"
+import * as Hooks from "./Hooks.js"
 import * as Metrics from "./Metrics.js"
 import * as Notify from "./Notify.js"
 import * as Refresher from "./Refresher.js"
@@ -48,6 +49,8 @@ export const run = (
     readonly metricsListen?: { readonly host: string; readonly port: number } | undefined
     /** systemd's notify protocol; from the environment (`NOTIFY_SOCKET`, `WATCHDOG_USEC`) by default. */
     readonly notifier?: Notify.Notifier | undefined
+    /** Commands to run on a new token, a login needed, a failure (`Hooks`). */
+    readonly hooks?: Hooks.Options | undefined
   } = {}
 ) =>
   Effect.gen(function*() {
@@ -56,6 +59,13 @@ export const run = (
     const notifier = options.notifier ?? Notify.fromEnvironment()
     // systemd hears what the daemon is doing when it changes, and the watchdog's ping on every turn of the loop.
     let toldStatus: string | undefined
+    const clock = yield* Effect.clock
+    const hooks = options.hooks === undefined ? undefined : Hooks.watcher(options.hooks, {
+      account: "default",
+      loginCommand: `strava-auth login --token-file ${settings.tokenFile}`,
+      env: process.env,
+      now: () => clock.unsafeCurrentTimeMillis()
+    })
     const onTick = (snapshot: Refresher.Snapshot) => {
       const status = Notify.statusLine(describe(snapshot))
       const lines = [
@@ -63,7 +73,10 @@ export const run = (
         ...(status === toldStatus ? [] : [status])
       ]
       toldStatus = status
-      return lines.length === 0 ? Effect.void : notifier.send(...lines)
+      return Effect.zipRight(
+        lines.length === 0 ? Effect.void : notifier.send(...lines),
+        hooks === undefined ? Effect.void : hooks(snapshot)
+      )
     }
     const refresher = yield* Refresher.make({
       tokenFile: settings.tokenFile,
@@ -71,11 +84,17 @@ export const run = (
       recheck: options.recheck,
       execute: options.execute,
       onTick,
-      maxWait: notifier.watchdogInterval
+      // the loop turns at least as often as the watchdog and the login-needed reminders ask
+      maxWait: [
+        notifier.watchdogInterval,
+        options.hooks?.onLoginNeeded === undefined ? undefined : options.hooks.loginNotifyInterval
+      ].filter((d) => d !== undefined).reduce<Duration.Duration | undefined>(
+        (least, d) => least === undefined || Duration.lessThan(d, least) ? d : least,
+        undefined
+      )
     })
     yield* refresher.load
     const runtime = yield* Effect.runtime<StravaOAuth.StravaOAuth | FileSystem.FileSystem>()
-    const clock = yield* Effect.clock
     const wake = () => Runtime.runFork(runtime)(refresher.wake)
     const metrics = () =>
       Metrics.render(

@@ -44,6 +44,8 @@ export interface Spec {
   readonly flags: ReadonlyArray<Flag>
   /** Extra lines for the help, after the flags (rules between flags, examples). */
   readonly notes?: ReadonlyArray<string>
+  /** Takes a command line after `--` (in `values.command`), as `exec` does; `<what>` names it in the usage. */
+  readonly rest?: string
 }
 
 /** The handler's view of a flag's value. */
@@ -207,6 +209,38 @@ export const commands = {
         env: "STRAVA_AUTH_METRICS_LISTEN",
         description: "also serve /metrics (never a token) over TCP, e.g. 127.0.0.1:9464"
       }),
+      flag({
+        key: "onToken",
+        name: "on-token",
+        kind: "text",
+        value: "CMD",
+        env: "STRAVA_AUTH_ON_TOKEN",
+        description: "run CMD (sh -c) after each new access token is stored; the token on its stdin"
+      }),
+      flag({
+        key: "onLoginNeeded",
+        name: "on-login-needed",
+        kind: "text",
+        value: "CMD",
+        env: "STRAVA_AUTH_ON_LOGIN_NEEDED",
+        description: "run CMD when a login is needed, and again every --login-notify-interval until then"
+      }),
+      flag({
+        key: "onError",
+        name: "on-error",
+        kind: "text",
+        value: "CMD",
+        env: "STRAVA_AUTH_ON_ERROR",
+        description: "run CMD after a refresh fails ($STRAVA_AUTH_ERROR says why)"
+      }),
+      flag({
+        key: "loginNotifyInterval",
+        name: "login-notify-interval",
+        kind: "text",
+        value: "DURATION",
+        env: "STRAVA_AUTH_LOGIN_NOTIFY_INTERVAL",
+        description: "how often --on-login-needed runs again while a login is needed (default 15m)"
+      }),
       f.tokenFile,
       f.socket,
       f.clientId,
@@ -281,6 +315,26 @@ export const commands = {
       })
     ]
   },
+  exec: {
+    name: "exec",
+    summary: "run a command with a valid access token in $STRAVA_ACCESS_TOKEN, renewed as it changes",
+    description: "Runs CMD with STRAVA_ACCESS_TOKEN set to the token `strava-auth token` would print, passes " +
+      "signals through, and exits with CMD's status. When the token changes (checked every 15 s), it " +
+      "restarts CMD with the new one, sends it a signal, or does nothing, as --on-change says.",
+    flags: [
+      flag({
+        key: "onChange",
+        name: "on-change",
+        kind: "text",
+        value: "ACTION",
+        fallback: "restart",
+        description: "on a new token: restart (default), signal:NAME (e.g. signal:HUP), or none"
+      }),
+      f.tokenFile,
+      f.socket
+    ],
+    rest: "-- CMD [ARGS...]"
+  },
   webhook: {
     name: "webhook",
     summary: "manage the app's Strava push subscription: create, view, delete",
@@ -353,6 +407,7 @@ const topLevel: ReadonlyArray<Name> = [
   "status",
   "refresh",
   "revoke",
+  "exec",
   "systemdUnit",
   "webhook"
 ]
@@ -462,12 +517,26 @@ export const parse = (args: ReadonlyArray<string>, style: Style = plain): Parsed
     remaining = after
   }
   const spec: Spec = commands[name]
-  if (remaining.some(isHelp)) return { _tag: "Help", text: helpOf(name, style) }
+  const ownArgs = spec.rest === undefined || !remaining.includes("--")
+    ? remaining
+    : remaining.slice(0, remaining.indexOf("--"))
+  if (ownArgs.some(isHelp)) return { _tag: "Help", text: helpOf(name, style) }
   const values: Record<string, unknown> = {}
   const seen = new Set<string>()
   for (let i = 0; i < remaining.length; i++) {
     const arg = remaining[i]!
-    if (!arg.startsWith("--")) return invalid(spec.name, `unexpected argument '${arg}'; it takes only flags.`)
+    if (arg === "--" && spec.rest !== undefined) {
+      values["command"] = remaining.slice(i + 1)
+      break
+    }
+    if (!arg.startsWith("--")) {
+      return invalid(
+        spec.name,
+        spec.rest === undefined
+          ? `unexpected argument '${arg}'; it takes only flags.`
+          : `unexpected argument '${arg}'; the command goes after --: strava-auth ${spec.name} ${spec.rest}.`
+      )
+    }
     const equals = arg.indexOf("=")
     const flagName = equals === -1 ? arg.slice(2) : arg.slice(2, equals)
     const flag = spec.flags.find((f) => f.name === flagName)
@@ -506,6 +575,9 @@ export const parse = (args: ReadonlyArray<string>, style: Style = plain): Parsed
       }
       values[flag.key] = value
     } else values[flag.key] = value
+  }
+  if (spec.rest !== undefined && (values["command"] as ReadonlyArray<string> | undefined ?? []).length === 0) {
+    return invalid(spec.name, `which command? strava-auth ${spec.name} [flags] ${spec.rest}.`)
   }
   for (const flag of spec.flags) {
     if (flag.key in values) {
@@ -547,7 +619,7 @@ export const styleFor = (isTty: boolean, env: Record<string, string | undefined>
     : plain
 
 const columns = (rows: ReadonlyArray<readonly [string, string]>) => {
-  const width = Math.min(Math.max(...rows.map(([left]) => left.length)) + 2, 32)
+  const width = Math.min(Math.max(...rows.map(([left]) => left.length)) + 2, 36)
   return rows.map(([left, right]) =>
     left.length + 2 > width ? `  ${left}\n  ${" ".repeat(width)}${right}` : `  ${left.padEnd(width)}${right}`
   ).join("\n")
@@ -609,7 +681,7 @@ export const helpOf = (name: Name | undefined, style: Style = plain): string => 
   return [
     `strava-auth ${spec.name}: ${spec.summary}.`,
     "",
-    `${h("Usage:")} strava-auth ${spec.name}${required} [flags]`,
+    `${h("Usage:")} strava-auth ${spec.name}${required} [flags]${spec.rest === undefined ? "" : ` ${spec.rest}`}`,
     ...(spec.description === undefined ? [] : ["", wrap(spec.description)]),
     "",
     h("Flags:"),

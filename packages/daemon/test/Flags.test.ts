@@ -59,12 +59,17 @@ const observed = {
   daemon: [
     "--log-format",
     "--metrics-listen",
+    "--on-token",
+    "--on-login-needed",
+    "--on-error",
+    "--login-notify-interval",
     "--token-file",
     "--socket",
     "--client-id",
     "--refresh-margin",
     "--strava-url"
   ],
+  exec: ["--on-change", "--token-file", "--socket"], // --on-change: restart, signal and none in Exec.test.ts
   "systemd-unit": ["--user", "--system"],
   "webhook create": ["--callback-url", "--verify-token-file", "--client-id", "--api-url"],
   "webhook view": ["--json", "--client-id", "--api-url"],
@@ -474,4 +479,62 @@ describe("every flag changes what its command does", () => {
       }),
     60_000
   )
+
+  it.scopedLive(
+    "daemon: --on-token, --on-login-needed, --on-error, --login-notify-interval",
+    () =>
+      Effect.gen(function*() {
+        const { mock, server } = yield* MockServer.make()
+        const dir = tempDir("hooks-")
+        const mark = (name: string) => `touch '${Path.join(dir, name)}.'$$`
+        const count = (name: string) => Fs.readdirSync(dir).filter((f) => f.startsWith(`${name}.`)).length
+        const waitFor = (name: string, n = 1) =>
+          Effect.promise(async () => {
+            const until = Date.now() + 10_000
+            while (count(name) < n) {
+              if (Date.now() > until) throw new Error(`${name} ran ${count(name)} times, not ${n}`)
+              await new Promise((r) => setTimeout(r, 50))
+            }
+          })
+        // No token file: --on-login-needed runs, again after --login-notify-interval.
+        const box = sandbox(server)
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* daemon(box, ["--on-login-needed", mark("login"), "--login-notify-interval", "1s"])
+          yield* waitFor("login", 2)
+        }))
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* daemon(box, ["--on-login-needed", mark("slow")])
+          yield* waitFor("slow", 1)
+          yield* Effect.sleep("2 seconds") // the default interval is 15 minutes: no second run
+          assert.strictEqual(count("slow"), 1)
+        }))
+        // A token: --on-token runs; a failed refresh: --on-error runs.
+        yield* login(box, server)
+        yield* mock.inject({ endpoint: "token", fault: { _tag: "ServerError", status: 503 }, when: { times: 1 } })
+        yield* daemon({ ...box, env: { ...box.env, STRAVA_AUTH_REFRESH_MARGIN: "6h" } }, [
+          "--on-token",
+          mark("token"),
+          "--on-error",
+          mark("error")
+        ])
+        yield* waitFor("token")
+        yield* waitFor("error")
+      }),
+    40_000
+  )
+
+  it.scopedLive("exec: --token-file, --socket", () =>
+    Effect.gen(function*() {
+      const { server } = yield* MockServer.make()
+      const box = yield* loggedIn(server)
+      const print = ["--", process.execPath, "-e", "process.stdout.write(process.env.STRAVA_ACCESS_TOKEN)"]
+      assert.strictEqual((yield* run(["exec", ...print], box.env)).stdout, tokenIn(box.tokenFile))
+      assert.strictEqual((yield* run(["exec", "--token-file", missing(box), ...print], box.env)).code, 77)
+      // A daemon on its own socket gives the token even when this process has no token file.
+      const socket = Path.join(box.dir, "run2", "other.sock")
+      yield* daemon({ ...box, socket }, ["--socket", socket])
+      const viaSocket = yield* run(["exec", "--token-file", missing(box), "--socket", socket, ...print], box.env)
+      assert.strictEqual(viaSocket.code, 0, viaSocket.stderr)
+      assert.strictEqual(viaSocket.stdout, tokenIn(box.tokenFile))
+    }), 30_000)
 })

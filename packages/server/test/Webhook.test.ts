@@ -113,6 +113,8 @@ describe("The deauthorization webhook on two replicas", () => {
       )
       assert.isTrue(gone, "the grant was not removed within 2 seconds")
       assert.isBelow(Date.now() - started, 2000)
+      // The event's outcome is written just after the removal commits: wait for it, then check it.
+      yield* within(2000, Effect.map(events, (es) => es.length === 1 && es[0]!.outcome !== null))
       assert.deepStrictEqual((yield* events).map((e) => e.outcome), ["removed"])
     }).pipe(Effect.scoped))
 
