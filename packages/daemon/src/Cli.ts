@@ -40,7 +40,7 @@ import * as Schedule from "effect/Schedule"
 
 import * as Daemon from "./Daemon.js"
 import type * as DaemonError from "./DaemonError.js"
-import { ConfigurationError, RotationLost, UsageError } from "./DaemonError.js"
+import { ConfigurationError, DaemonFailure, RotationLost, UsageError } from "./DaemonError.js"
 import * as Helper from "./Helper.js"
 import * as Login from "./Login.js"
 import * as Metrics from "./Metrics.js"
@@ -289,6 +289,100 @@ const currentToken = (flags: StravaFlags, local: Settings.Local) =>
     const { tokens } = yield* fromFile(flags, local, false)
     return Redacted.value(tokens.accessToken)
   })
+
+const dumpCommand = (flags: FlagsOf<"dump">) =>
+  failures(Effect.gen(function*() {
+    const local = yield* Settings.local(flagsOf(flags))
+    if (process.stdout.isTTY === true && !flags.force) {
+      return yield* new UsageError({
+        detail: "refusing to write the grant (its refresh token) to a terminal. Pipe it to `strava-auth restore` " +
+          "(e.g. strava-auth dump | ssh other-host strava-auth restore), or add --force."
+      })
+    }
+    // Under the file's lock: no refresh can rotate the grant between the dump and setting it aside.
+    yield* TokenFile.withLock(
+      local.tokenFile,
+      Effect.gen(function*() {
+        const current = yield* TokenFile.read(local.tokenFile)
+        if (Option.isNone(current)) {
+          return yield* new TokenSource.LoginRequired({ reason: `There is no token file at ${local.tokenFile}.` })
+        }
+        const now = yield* Clock.currentTimeMillis
+        const text = TokenFile.encode(current.value, now)
+        yield* Effect.async<void, DaemonFailure>((resume) => {
+          process.stdout.write(text, (error) =>
+            resume(
+              error === undefined || error === null
+                ? Effect.void
+                : Effect.fail(
+                  new DaemonFailure({
+                    detail: `the grant could not be written out (${error.message}); it stays here.`,
+                    transient: true
+                  })
+                )
+            ))
+        })
+        if (flags.copy) {
+          return yield* say(
+            "Copied: the grant is still here too. Whichever copy refreshes first invalidates the other."
+          )
+        }
+        const aside = `${local.tokenFile}.moved-${new Date(now).toISOString().replace(/[:.]/g, "-")}`
+        yield* Effect.tryPromise({
+          try: () => Fs.promises.rename(local.tokenFile, aside),
+          catch: (error) =>
+            new DaemonFailure({
+              detail: `the grant was written out, but ${local.tokenFile} could not be set aside ` +
+                `(${(error as Error).message}): delete it, or this machine goes on refreshing the same grant.`,
+              transient: false
+            })
+        })
+        yield* say(
+          `Moved: the grant was written out whole and ${local.tokenFile} set aside as ${aside}, so this machine ` +
+            "no longer refreshes it (a daemon here now waits for a login). If the restore failed, rename it back."
+        )
+      })
+    )
+  }))
+
+const restoreCommand = (flags: FlagsOf<"restore">) =>
+  failures(Effect.gen(function*() {
+    const local = yield* Settings.local(flagsOf(flags))
+    const text = yield* Effect.tryPromise({
+      try: async () => {
+        const chunks: Array<Buffer> = []
+        let size = 0
+        for await (const chunk of process.stdin) {
+          size += (chunk as Buffer).length
+          if (size > 64 * 1024) throw new Error("more than 64 KiB")
+          chunks.push(chunk as Buffer)
+        }
+        return Buffer.concat(chunks).toString("utf8")
+      },
+      catch: (error) => new UsageError({ detail: `cannot read the grant from stdin: ${(error as Error).message}.` })
+    })
+    if (text.trim() === "") {
+      return yield* new UsageError({ detail: "stdin is empty: pipe `strava-auth dump` into it." })
+    }
+    const tokens = yield* TokenFile.decode("stdin", text)
+    yield* TokenFile.withLock(
+      local.tokenFile,
+      Effect.gen(function*() {
+        const existing = yield* Effect.either(TokenFile.read(local.tokenFile))
+        if (!flags.force && (existing._tag === "Left" || Option.isSome(existing.right))) {
+          return yield* new UsageError({
+            detail: `${local.tokenFile} is there already; restoring would replace that grant. Add --force to ` +
+              "replace it (revoke it first if it is still used), or give another --token-file."
+          })
+        }
+        yield* TokenFile.write(local.tokenFile, tokens)
+      })
+    )
+    yield* say(
+      `Restored the grant of athlete ${tokens.athlete?.id ?? "?"} to ${local.tokenFile} (0600); a daemon here ` +
+        "picks it up."
+    )
+  }))
 
 /** The signals `exec` passes to its command. */
 const passedSignals: ReadonlyArray<NodeJS.Signals> = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"]
@@ -649,6 +743,8 @@ const handlers: {
   revoke: revokeCommand,
   systemdUnit: systemdCommand,
   exec: execCommand,
+  dump: dumpCommand,
+  restore: restoreCommand,
   webhook: () => Effect.void, // parse never runs it: `webhook` alone is a usage error
   webhookCreate,
   webhookView,

@@ -315,6 +315,32 @@ export const commands = {
       })
     ]
   },
+  dump: {
+    name: "dump",
+    summary: "write the grant to stdout, to move it to another machine (strava-auth restore there)",
+    description: "Two holders of one grant invalidate each other at the next rotation, so a dump is a move: once " +
+      "the grant is written out whole, the token file is set aside (token.json.moved-<time>, kept in case the " +
+      "restore fails) and this machine stops refreshing it. --copy keeps it here too.",
+    flags: [
+      flag({
+        key: "copy",
+        name: "copy",
+        kind: "boolean",
+        description: "keep the grant here as well (the two copies then race at the next rotation)"
+      }),
+      flag({ key: "force", name: "force", kind: "boolean", description: "write to a terminal anyway" }),
+      f.tokenFile
+    ],
+    notes: ["Example: strava-auth dump | ssh other-host strava-auth restore"]
+  },
+  restore: {
+    name: "restore",
+    summary: "read a grant from stdin (from strava-auth dump) and write it as the token file",
+    flags: [
+      flag({ key: "force", name: "force", kind: "boolean", description: "replace a token file already there" }),
+      f.tokenFile
+    ]
+  },
   exec: {
     name: "exec",
     summary: "run a command with a valid access token in $STRAVA_ACCESS_TOKEN, renewed as it changes",
@@ -408,6 +434,8 @@ const topLevel: ReadonlyArray<Name> = [
   "refresh",
   "revoke",
   "exec",
+  "dump",
+  "restore",
   "systemdUnit",
   "webhook"
 ]

@@ -70,6 +70,8 @@ const observed = {
     "--strava-url"
   ],
   exec: ["--on-change", "--token-file", "--socket"], // --on-change: restart, signal and none in Exec.test.ts
+  dump: ["--copy", "--force", "--token-file"], // each in Dump.test.ts
+  restore: ["--force", "--token-file"], // each in Dump.test.ts
   "systemd-unit": ["--user", "--system"],
   "webhook create": ["--callback-url", "--verify-token-file", "--client-id", "--api-url"],
   "webhook view": ["--json", "--client-id", "--api-url"],
