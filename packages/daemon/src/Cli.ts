@@ -48,6 +48,7 @@ import * as Network from "./Network.js"
 import * as Refresher from "./Refresher.js"
 import * as Settings from "./Settings.js"
 import * as SocketClient from "./SocketClient.js"
+import * as SocketTrust from "./SocketTrust.js"
 import * as SystemdUnit from "./SystemdUnit.js"
 import * as Terminal from "./Terminal.js"
 import * as TokenFile from "./TokenFile.js"
@@ -222,6 +223,14 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
         }".`
       })
     }
+    const groupText = yield* text(flags.socketGroup, "STRAVA_AUTH_SOCKET_GROUP")
+    const socketGroup = Option.isSome(groupText) ? SocketTrust.groupId(groupText.value.trim()) : undefined
+    if (Option.isSome(groupText) && socketGroup === undefined) {
+      return yield* new ConfigurationError({
+        detail: `--socket-group (or STRAVA_AUTH_SOCKET_GROUP): there is no group "${groupText.value}" ` +
+          "(getent group lists them; groupadd makes one)."
+      })
+    }
     const hooks = {
       timeout: hookTimeout.value,
       onToken: Option.getOrUndefined(yield* text(flags.onToken, "STRAVA_AUTH_ON_TOKEN")),
@@ -249,7 +258,7 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
           ...passOn("--strava-url", flags.stravaUrl)
         ]
       }).pipe(Effect.provideServiceEffect(GrantStore.GrantStore, TokenFile.makeFileStore(local.tokenFile)))
-      yield* Daemon.run(local, { reload, execute, metricsListen, hooks }).pipe(
+      yield* Daemon.run(local, { reload, execute, metricsListen, hooks, socketGroup }).pipe(
         Effect.provide(StravaOAuth.layer),
         Effect.provideService(StravaConfig.StravaConfig, config)
       )

@@ -51,6 +51,8 @@ export const run = (
     readonly notifier?: Notify.Notifier | undefined
     /** Commands to run on a new token, a login needed, a failure (`Hooks`). */
     readonly hooks?: Hooks.Options | undefined
+    /** A group whose members may use the socket (`--socket-group`). */
+    readonly socketGroup?: number | undefined
   } = {}
 ) =>
   Effect.gen(function*() {
@@ -111,7 +113,7 @@ export const run = (
             ? { ok: true as const, outcome: result.right.outcome }
             : { ok: false as const, error: result.left }
         )
-    })
+    }, { group: options.socketGroup })
     // Any change in the token file's directory (a login, another tool, a revoke) wakes the loop, which
     // compares the file's stamp with the last one it read or wrote; the watch outlives the directory's deletion.
     yield* DirectoryWatch.watch(Path.dirname(settings.tokenFile), wake)

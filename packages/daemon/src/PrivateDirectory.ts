@@ -51,7 +51,13 @@ const octal = (mode: number) => (mode & 0o7777).toString(8).padStart(4, "0")
  * @since 0.1.0
  * @category checking
  */
-export const problem = (path: string, stats: Fs.Stats, uid: number, purpose: Purpose): string | undefined => {
+export const problem = (
+  path: string,
+  stats: Fs.Stats,
+  uid: number,
+  purpose: Purpose,
+  group?: number | undefined
+): string | undefined => {
   const where = `the ${purpose}'s directory ${path}`
   const elsewhere = `or keep the ${purpose} in a directory of your own (${setting[purpose]})`
   if (!stats.isDirectory()) {
@@ -63,6 +69,8 @@ export const problem = (path: string, stats: Fs.Stats, uid: number, purpose: Pur
       `${purpose} with their own. Remove it (as root if need be: rm -r ${path}; it is created anew, 0700), ` +
       `${elsewhere}.`
   }
+  // Shared with a group (`--socket-group`): 0750 with that group, readable and searchable, never writable.
+  if (group !== undefined && (stats.mode & 0o777) === 0o750 && stats.gid === group) return undefined
   if ((stats.mode & 0o077) !== 0) {
     const writable = (stats.mode & 0o022) !== 0
     return `${where} has mode ${octal(stats.mode)}: ${
@@ -74,12 +82,17 @@ export const problem = (path: string, stats: Fs.Stats, uid: number, purpose: Pur
 
 /**
  * Creates `path` (and missing parents) 0700 when missing, then refuses it unless it is a real directory owned
- * by this user with mode 0700 (see the module's invariant).
+ * by this user with mode 0700 (see the module's invariant); with `group`, it is then opened to that group
+ * (0750, never group-writable), for `--socket-group`.
  *
  * @since 0.1.0
  * @category checking
  */
-export const ensure = (path: string, purpose: Purpose): Effect.Effect<void, ConfigurationError> =>
+export const ensure = (
+  path: string,
+  purpose: Purpose,
+  group?: number | undefined
+): Effect.Effect<void, ConfigurationError> =>
   Effect.suspend(() => {
     let created: unknown
     try {
@@ -98,7 +111,22 @@ export const ensure = (path: string, purpose: Purpose): Effect.Effect<void, Conf
       )
     }
     const uid = typeof process.getuid === "function" ? process.getuid() : stats.uid
-    const found = problem(path, stats, uid, purpose)
+    // For a group, a private directory of ours is opened to it (0750): checked as private first.
+    if (group !== undefined && problem(path, stats, uid, purpose) === undefined && stats.isDirectory()) {
+      try {
+        Fs.chownSync(path, -1, group)
+        Fs.chmodSync(path, 0o750)
+        stats = Fs.lstatSync(path)
+      } catch (error) {
+        return Effect.fail(
+          new ConfigurationError({
+            detail: `cannot give the ${purpose}'s directory ${path} to group ${group}: ${describe(error)}. The ` +
+              "daemon's user must be a member of that group (or root)."
+          })
+        )
+      }
+    }
+    const found = problem(path, stats, uid, purpose, group)
     return found === undefined ? Effect.void : Effect.fail(new ConfigurationError({ detail: found }))
   })
 

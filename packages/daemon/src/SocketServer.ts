@@ -309,7 +309,7 @@ export const make = (handlers: Handlers): Http.Server => {
   return server
 }
 
-const listen = (server: Http.Server, socketPath: string) =>
+const listen = (server: Http.Server, socketPath: string, group?: number | undefined) =>
   Effect.async<number, DaemonFailure>((resume) => {
     const previous = process.umask(0o177) // the socket is born 0600
     const onError = (error: Error) => {
@@ -322,7 +322,18 @@ const listen = (server: Http.Server, socketPath: string) =>
     server.listen({ path: socketPath }, () => {
       process.umask(previous)
       server.off("error", onError)
-      Fs.chmodSync(socketPath, 0o600)
+      try {
+        // for a group: its group first, then 0660 (never readable by others)
+        if (group !== undefined) Fs.chownSync(socketPath, -1, group)
+        Fs.chmodSync(socketPath, group === undefined ? 0o600 : 0o660)
+      } catch (error) {
+        return resume(Effect.fail(
+          new DaemonFailure({
+            detail: `cannot give the socket ${socketPath} to group ${group}: ${(error as Error).message}`,
+            transient: false
+          })
+        ))
+      }
       resume(Effect.succeed(Fs.lstatSync(socketPath).ino))
     })
   })
@@ -344,11 +355,16 @@ const inode = (path: string): number | undefined => {
  */
 export const serve = (
   socketPath: string,
-  handlers: Handlers
+  handlers: Handlers,
+  options: {
+    /** A group whose members may use the socket (`--socket-group`): the socket 0660, its directory 0750. */
+    readonly group?: number | undefined
+  } = {}
 ): Effect.Effect<Http.Server, DaemonFailure | ConfigurationError, Scope.Scope> =>
   Effect.gen(function*() {
     const dir = Path.dirname(socketPath)
-    yield* PrivateDirectory.ensure(dir, "socket")
+    const group = options.group
+    yield* PrivateDirectory.ensure(dir, "socket", group)
     if (Fs.existsSync(socketPath)) {
       if (yield* Effect.promise(() => answers(socketPath))) {
         return yield* new DaemonFailure({
@@ -361,7 +377,7 @@ export const serve = (
     }
     const server = make(handlers)
     let bound = yield* Effect.acquireRelease(
-      listen(server, socketPath),
+      listen(server, socketPath, group),
       () =>
         Effect.async<void>((resume) => {
           server.close(() => resume(Effect.void))
@@ -383,9 +399,9 @@ export const serve = (
         return
       }
       yield* Effect.logWarning("the socket file was deleted; listening on it again")
-      yield* PrivateDirectory.ensure(dir, "socket")
+      yield* PrivateDirectory.ensure(dir, "socket", group)
       server.close() // stops accepting on the deleted socket; open connections finish
-      bound = yield* listen(server, socketPath)
+      bound = yield* listen(server, socketPath, group)
       warned = false
     }).pipe(
       Effect.catchAll((error) =>

@@ -17,11 +17,11 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 
-/** The uid of `name` in /etc/passwd, `undefined` when there is no such user. */
-const lookup = (name: string): number | undefined => {
+/** The id of `name` in /etc/passwd (or /etc/group), `undefined` when there is no such user (or group). */
+const lookup = (name: string, file = "/etc/passwd"): number | undefined => {
   let passwd: string
   try {
-    passwd = Fs.readFileSync("/etc/passwd", "utf8")
+    passwd = Fs.readFileSync(file, "utf8")
   } catch {
     return undefined
   }
@@ -94,3 +94,12 @@ export const refusal = (
   if (!trusted(stats.uid)) return `refusing the daemon's socket ${socketPath}: it ${who(stats.uid)}. ${advice}`
   return undefined
 }
+
+/**
+ * The gid of a group given by name or number (`--socket-group`), `undefined` when there is no such group.
+ *
+ * @since 0.2.0
+ * @category trust
+ */
+export const groupId = (group: string): number | undefined =>
+  /^\d+$/.test(group) ? Number(group) : lookup(group, "/etc/group")

@@ -117,7 +117,8 @@ WantedBy=default.target
 `
     : `# strava-auth system service: /etc/systemd/system/strava-auth.service
 # Settings: /etc/strava-auth/env (STRAVA_CLIENT_ID=...); the secret: /etc/strava-auth/client-secret (0600 root).
-# Token file: /var/lib/strava-auth/token.json; socket: /run/strava-auth/token.sock (0600, user strava-auth).
+# Token file: /var/lib/strava-auth/token.json; socket: /run/strava-auth/token.sock (0660, group strava-auth:
+# add the users who may read the token to it: usermod -aG strava-auth NAME).
 ${unitSection}
 [Service]
 Type=notify
@@ -130,8 +131,8 @@ LoadCredential=strava-client-secret:/etc/strava-auth/client-secret
 StateDirectory=strava-auth
 StateDirectoryMode=0700
 RuntimeDirectory=strava-auth
-RuntimeDirectoryMode=0700
-ExecStart=${command} daemon
+RuntimeDirectoryMode=0750
+ExecStart=${command} daemon --socket-group strava-auth
 ${common}
 ProtectSystem=strict
 ProtectHome=yes

@@ -210,6 +210,14 @@ export const commands = {
         description: "also serve /metrics (never a token) over TCP, e.g. 127.0.0.1:9464"
       }),
       flag({
+        key: "socketGroup",
+        name: "socket-group",
+        kind: "text",
+        value: "GROUP",
+        env: "STRAVA_AUTH_SOCKET_GROUP",
+        description: "let this group's members use the socket (socket 0660, its directory 0750)"
+      }),
+      flag({
         key: "onToken",
         name: "on-token",
         kind: "text",

@@ -63,6 +63,7 @@ const observed = {
     "--on-login-needed",
     "--on-error",
     "--login-notify-interval",
+    "--socket-group", // in SocketGroup.test.ts
     "--token-file",
     "--socket",
     "--client-id",
