@@ -173,9 +173,16 @@ export const readBody = (
       reason: "Decode",
       detail: "the body could not be read"
     })
-  // A declared length within the limit bounds the body (the HTTP parser reads no more than it): one read.
-  // Without one (chunked), the stream is read with the cap checked at every chunk.
-  if (Option.isSome(length) && /^\d+$/.test(length.value.trim())) return Effect.mapError(response.text, unreadable)
+  // A declared length within the limit bounds the body (the HTTP parser reads no more than it): one read. Not
+  // when it is encoded (gzip, br): a client that decodes it (fetch does) can get far more than the length.
+  // Otherwise the stream is read with the cap checked at every chunk.
+  const encoded = Option.match(Headers.get(response.headers, "content-encoding"), {
+    onNone: () => false,
+    onSome: (value) => value.trim().toLowerCase() !== "identity"
+  })
+  if (Option.isSome(length) && /^\d+$/.test(length.value.trim()) && !encoded) {
+    return Effect.mapError(response.text, unreadable)
+  }
   const stream = Stream.mapError(response.stream, unreadable)
   const initial: Read = { size: 0, chunks: [] }
   return Stream.runFoldEffect(stream, initial, (read, chunk) => {

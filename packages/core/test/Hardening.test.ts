@@ -2,7 +2,9 @@
 // Real HTTP servers on 127.0.0.1 (undici, as the daemon uses), because the point is the bytes on the wire.
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
+import * as Zlib from "node:zlib"
 
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -225,6 +227,32 @@ describe("a body with a declared length", () => {
       const oauth = yield* oauthAt(http.url)
       const fresh = yield* oauth.refresh(tokens)
       assert.strictEqual(Redacted.value(fresh.accessToken), "a-new-access-token")
+    }))
+
+  it.scoped("gzip with a small declared length that unpacks past the cap (fetch unpacks it): TooLarge", () =>
+    Effect.gen(function*() {
+      const packed = Zlib.gzipSync(Buffer.alloc(2 * 1024 * 1024, " "))
+      const http = yield* server((_request, _body, response) => {
+        response.writeHead(200, {
+          "content-type": "application/json",
+          "content-encoding": "gzip",
+          "content-length": String(packed.length)
+        })
+        response.end(packed)
+      })
+      const oauth = yield* StravaOAuth.make.pipe(
+        Effect.provide(StravaConfig.layer({
+          clientId: "1",
+          clientSecret: "a-client-secret",
+          baseUrl: http.url,
+          apiUrl: `${http.url}/api/v3`,
+          retries: 0
+        })),
+        Effect.provide(FetchHttpClient.layer)
+      )
+      assert.isBelow(packed.length, 64 * 1024)
+      const error = yield* Effect.flip(oauth.refresh(tokens))
+      assert.strictEqual(error._tag === "UnexpectedResponse" ? error.reason : error._tag, "TooLarge")
     }))
 
   it.scoped("cut short of its length (the connection closed early), it is an unreadable body, not a token", () =>

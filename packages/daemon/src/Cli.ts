@@ -42,6 +42,7 @@ import * as Daemon from "./Daemon.js"
 import type * as DaemonError from "./DaemonError.js"
 import { ConfigurationError, DaemonFailure, RotationLost, UsageError } from "./DaemonError.js"
 import * as Helper from "./Helper.js"
+import * as Hooks from "./Hooks.js"
 import * as Login from "./Login.js"
 import * as Metrics from "./Metrics.js"
 import * as Network from "./Network.js"
@@ -89,6 +90,14 @@ const oauthLayer = (flags: StravaFlags) =>
       Layer.provide(Layer.succeed(StravaConfig.StravaConfig, config)),
       Layer.provide(Network.layer)
     )))
+
+/**
+ * `--token-file` given without `--socket`: the command is about that file, not whatever file the default
+ * socket's daemon serves, so it works on the file itself.
+ */
+const fileOnly = (flags: CommonFlags) =>
+  flags.tokenFile !== undefined && Option.isSome(flags.tokenFile) &&
+  (flags.socket === undefined || Option.isNone(flags.socket))
 
 const tokenLine = (tokens: Token.TokenSet, asJson: boolean) =>
   asJson ? JSON.stringify(Refresher.tokenJson(tokens)) : Redacted.value(tokens.accessToken)
@@ -231,6 +240,11 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
           "(getent group lists them; groupadd makes one)."
       })
     }
+    if (Option.isSome(flags.loginNotifyInterval) && Option.isNone(flags.onLoginNeeded)) {
+      return yield* new UsageError({
+        detail: "--login-notify-interval is how often --on-login-needed runs again: give --on-login-needed too."
+      })
+    }
     const hooks = {
       timeout: hookTimeout.value,
       onToken: Option.getOrUndefined(yield* text(flags.onToken, "STRAVA_AUTH_ON_TOKEN")),
@@ -272,8 +286,10 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
 const tokenCommand = (flags: FlagsOf<"token">) =>
   failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
-    // Settings for a refresh: this process works on the file itself, with them (the daemon has its own).
-    const own = Option.isSome(flags.clientId) || Option.isSome(flags.refreshMargin) || Option.isSome(flags.stravaUrl)
+    // Settings for a refresh, or a token file named without a socket: this process works on the file itself
+    // (the daemon has its own settings, and its own file).
+    const own = Option.isSome(flags.clientId) || Option.isSome(flags.refreshMargin) ||
+      Option.isSome(flags.stravaUrl) || fileOnly(flags)
     const reply = own
       ? { _tag: "Down" as const }
       : yield* SocketClient.request(local.socket, "GET", "/token.json")
@@ -289,7 +305,9 @@ const tokenCommand = (flags: FlagsOf<"token">) =>
 /** The access token `token` would print: the daemon's, else the file's (refreshed under its lock when due). */
 const currentToken = (flags: StravaFlags, local: Settings.Local) =>
   Effect.gen(function*() {
-    const reply = yield* SocketClient.request(local.socket, "GET", "/token.json")
+    const reply = fileOnly(flags)
+      ? { _tag: "Down" as const }
+      : yield* SocketClient.request(local.socket, "GET", "/token.json")
     if (reply._tag === "Reply") {
       const body = reply.status === 200 ? Wire.decodeTokenJson(reply.body) : Option.none()
       if (Option.isNone(body)) return yield* SocketClient.errorOf(reply.status, reply.body)
@@ -347,8 +365,9 @@ const dumpCommand = (flags: FlagsOf<"dump">) =>
             })
         })
         yield* say(
-          `Moved: the grant was written out whole and ${local.tokenFile} set aside as ${aside}, so this machine ` +
-            "no longer refreshes it (a daemon here now waits for a login). If the restore failed, rename it back."
+          `Moved: the grant was written to stdout whole and ${local.tokenFile} set aside as ${aside}, so this ` +
+            "machine no longer refreshes it (a daemon here now waits for a login). If the restore on the other " +
+            `side failed, rename it back: mv ${aside} ${local.tokenFile}`
         )
       })
     )
@@ -357,6 +376,13 @@ const dumpCommand = (flags: FlagsOf<"dump">) =>
 const restoreCommand = (flags: FlagsOf<"restore">) =>
   failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
+    const there = () =>
+      new UsageError({
+        detail: `${local.tokenFile} is there already; restoring would replace that grant. Add --force to ` +
+          "replace it (revoke it first if it is still used), or give another --token-file."
+      })
+    // Before reading anything: a dump piped in then fails to write (EPIPE) more often than not.
+    if (!flags.force && TokenFile.occupied(local.tokenFile)) return yield* there()
     const text = yield* Effect.tryPromise({
       try: async () => {
         const chunks: Array<Buffer> = []
@@ -374,19 +400,7 @@ const restoreCommand = (flags: FlagsOf<"restore">) =>
       return yield* new UsageError({ detail: "stdin is empty: pipe `strava-auth dump` into it." })
     }
     const tokens = yield* TokenFile.decode("stdin", text)
-    yield* TokenFile.withLock(
-      local.tokenFile,
-      Effect.gen(function*() {
-        const existing = yield* Effect.either(TokenFile.read(local.tokenFile))
-        if (!flags.force && (existing._tag === "Left" || Option.isSome(existing.right))) {
-          return yield* new UsageError({
-            detail: `${local.tokenFile} is there already; restoring would replace that grant. Add --force to ` +
-              "replace it (revoke it first if it is still used), or give another --token-file."
-          })
-        }
-        yield* TokenFile.write(local.tokenFile, tokens)
-      })
-    )
+    if (!(yield* TokenFile.restore(local.tokenFile, tokens, flags.force))) return yield* there()
     yield* say(
       `Restored the grant of athlete ${tokens.athlete?.id ?? "?"} to ${local.tokenFile} (0600); a daemon here ` +
         "picks it up."
@@ -426,7 +440,8 @@ const execCommand = (flags: FlagsOf<"exec"> & { readonly command?: ReadonlyArray
       const start = () => {
         child = ChildProcess.spawn(file!, args, {
           stdio: "inherit",
-          env: { ...process.env, STRAVA_ACCESS_TOKEN: token }
+          // the daemon's secret and plumbing withheld, as from hooks; the token is what CMD is run for
+          env: Hooks.environment(process.env, { STRAVA_ACCESS_TOKEN: token })
         })
         child.once("error", (error) => {
           process.stderr.write(`strava-auth exec: cannot run ${file}: ${error.message}\n`)
@@ -472,7 +487,11 @@ const statusCommand = (flags: FlagsOf<"status">) =>
   failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
     const file = yield* Effect.either(TokenFile.read(local.tokenFile))
-    const reply = yield* SocketClient.request(local.socket, "GET", "/health")
+    // A token file named without a socket: the default socket's daemon serves another file; not asked.
+    const asked = !fileOnly(flags)
+    const reply = asked
+      ? yield* SocketClient.request(local.socket, "GET", "/health")
+      : { _tag: "Down" as const, reason: "not asked" }
     const health = reply._tag === "Reply" ? Option.getOrUndefined(Wire.decodeHealth(reply.body)) : undefined
     const now = yield* Clock.currentTimeMillis
     const tokens = file._tag === "Right" ? Option.getOrUndefined(file.right) : undefined
@@ -485,7 +504,7 @@ const statusCommand = (flags: FlagsOf<"status">) =>
       expires_at: tokens?.expiresAt ?? null,
       expires_in_seconds: tokens === undefined ? null : Math.floor(tokens.remainingMillis(now) / 1000),
       file_error: file._tag === "Left" ? file.left.message : null,
-      daemon: reply._tag === "Reply" ? "up" : "down",
+      daemon: !asked ? "not asked" : reply._tag === "Reply" ? "up" : "down",
       daemon_status: health?.status ?? null,
       last_refresh_at: health?.last_refresh_at ?? null,
       next_refresh_at: health?.next_refresh_at ?? null,
@@ -507,7 +526,14 @@ const statusCommand = (flags: FlagsOf<"status">) =>
             ? (report.file_error ?? "none")
             : TokenFile.describeExpiry(tokens, now)
         ],
-        ["daemon", reply._tag === "Reply" ? `up (${String(report.daemon_status)})` : "down"],
+        [
+          "daemon",
+          !asked
+            ? "not asked (--token-file without --socket)"
+            : reply._tag === "Reply"
+            ? `up (${String(report.daemon_status)})`
+            : "down"
+        ],
         ["last refresh", String(report.last_refresh_at ?? "-")],
         ["next refresh", String(report.next_refresh_at ?? "-")],
         ["last error", Terminal.sanitizeForTerminal(report.last_error ?? "-")],
@@ -531,6 +557,7 @@ const refreshCommand = (flags: FlagsOf<"refresh">) =>
     const needs = (given: boolean, flag: string, rule: string) =>
       given ? Effect.fail(new UsageError({ detail: `${flag} ${rule}` })) : Effect.void
     yield* needs(flags.report && !flags.local, "--report", "needs --local.")
+    yield* needs(flags.report && flags.json, "--json", "is not for --report, which prints its JSON line anyway.")
     yield* needs(flags.ifDue && !flags.local, "--if-due", "needs --local.")
     yield* needs(
       Option.isSome(flags.clientId) && !flags.local,
@@ -609,7 +636,7 @@ const refreshCommand = (flags: FlagsOf<"refresh">) =>
         ? new TokenSource.TokenUnavailable({ reason: error.value.message })
         : SocketClient.errorOf(reply.status, reply.body)
     })
-    const fromDaemon = flags.local
+    const fromDaemon = flags.local || fileOnly(flags)
       ? Option.none<{ readonly body: string; readonly reply: Wire.RefreshReply }>()
       : yield* patiently(viaDaemon, `the daemon at ${local.socket}`)
     if (Option.isSome(fromDaemon)) {

@@ -64,7 +64,7 @@ export const run = (
     const clock = yield* Effect.clock
     const hooks = options.hooks === undefined ? undefined : Hooks.watcher(options.hooks, {
       account: "default",
-      loginCommand: `strava-auth login --token-file ${settings.tokenFile}`,
+      loginCommand: `strava-auth login --token-file '${settings.tokenFile.replace(/'/g, "'\\''")}'`,
       env: process.env,
       now: () => clock.unsafeCurrentTimeMillis()
     })

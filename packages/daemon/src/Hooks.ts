@@ -78,11 +78,20 @@ export const run = (
   Effect.forkDaemon(
     Effect.async<{ readonly code: number | null; readonly signal: NodeJS.Signals | null; readonly error?: string }>(
       (resume) => {
+        // Its own process group, so that the timeout kills all of it (a pipeline, `a; b`), not only the shell.
         const child = spawn("/bin/sh", ["-c", command], {
           env,
+          detached: true,
           stdio: [options.stdin === undefined ? "ignore" : "pipe", "ignore", "ignore"]
         })
-        const timer = setTimeout(() => child.kill("SIGKILL"), Duration.toMillis(options.timeout ?? Duration.minutes(1)))
+        const killGroup = () => {
+          try {
+            process.kill(-child.pid!, "SIGKILL")
+          } catch {
+            child.kill("SIGKILL")
+          }
+        }
+        const timer = setTimeout(killGroup, Duration.toMillis(options.timeout ?? Duration.minutes(1)))
         timer.unref()
         child.once("error", (error) => {
           clearTimeout(timer)

@@ -530,3 +530,35 @@ export const describeExpiry = (tokens: Token.TokenSet, nowMillis: number): strin
     `expired ${Duration.format(Duration.millis(-left - (-left % 1000)))} ago` :
     `expires in ${Duration.format(Duration.millis(left - (left % 1000)))}`
 }
+
+/**
+ * Whether `path` already holds something a restore would replace (a token file, valid or not).
+ *
+ * @since 0.2.0
+ * @category restoring
+ */
+export const occupied = (path: string): boolean => {
+  try {
+    Fs.lstatSync(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Writes a grant brought from elsewhere (`strava-auth restore`), under the file's lock: refused when the file is
+ * there already, unless `force`. Like a login, it writes a new grant: no refresh is involved.
+ *
+ * @since 0.2.0
+ * @category restoring
+ */
+export const restore = (
+  path: string,
+  tokens: Token.TokenSet,
+  force: boolean
+): Effect.Effect<boolean, TokenFileError, FileSystem.FileSystem> =>
+  withLock(
+    path,
+    Effect.suspend(() => !force && occupied(path) ? Effect.succeed(false) : Effect.as(write(path, tokens), true))
+  )

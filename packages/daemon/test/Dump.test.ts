@@ -56,7 +56,7 @@ describe("dump and restore", () => {
         const { dump, restore } = yield* pipe(a.env, [], b.env)
         assert.strictEqual(dump.code, 0, dump.stderr)
         assert.strictEqual(restore.code, 0, restore.stderr)
-        assert.include(dump.stderr, "Moved: the grant was written out whole")
+        assert.include(dump.stderr, "Moved: the grant was written to stdout whole")
         // There: the same grant, a private file; it refreshes at Strava.
         const moved = JSON.parse(Fs.readFileSync(b.tokenFile, "utf8"))
         const before = JSON.parse(original)

@@ -158,6 +158,15 @@ describe("every flag changes what its command does", () => {
         const viaSocket = yield* run(["token", "--token-file", missing(box), "--socket", socket], box.env)
         assert.strictEqual(viaSocket.code, 0, viaSocket.stderr)
 
+        // --token-file alone names another grant's file: its token, not the default socket's daemon's.
+        yield* daemon(box)
+        const another = yield* loggedIn(other.server) // another grant (from another Strava: this one keeps ours)
+        const named = yield* run(["token", "--token-file", another.tokenFile], box.env)
+        assert.strictEqual(named.stdout.trim(), tokenIn(another.tokenFile))
+        assert.notStrictEqual(tokenIn(another.tokenFile), tokenIn(box.tokenFile))
+        const status = yield* run(["status", "--token-file", another.tokenFile], box.env)
+        assert.include(status.stdout, "not asked (--token-file without --socket)")
+
         // --refresh-margin beyond what is left: this process refreshes the file itself.
         const before = tokenIn(box.tokenFile)
         const refreshedBefore = refreshes(yield* mock.log)

@@ -133,7 +133,8 @@ describe("clients of the socket", () => {
         Fs.chownSync(dir, nobody, nobody)
         yield* impostor(Path.join(dir, "token.sock"))
         // the fast path, the full CLI (a flag the fast path does not take) and status
-        for (const args of [["token"], ["token", "--json", "--token-file", box.tokenFile], ["status"]]) {
+        const full = ["token", "--json", "--token-file", box.tokenFile, "--socket", Path.join(dir, "token.sock")]
+        for (const args of [["token"], full, ["status"]]) {
           const result = yield* run(args, env)
           assert.strictEqual(result.code, 78, `${args.join(" ")}: ${result.stderr}`)
           assert.notInclude(result.stdout, "attackers-token", args.join(" "))

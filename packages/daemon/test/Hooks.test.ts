@@ -90,8 +90,10 @@ describe("hooks", () => {
         const first = yield* eventually(async () => hook.runs()[0], 10_000, "the first reminder")
         assert.strictEqual(
           variable(first, "STRAVA_AUTH_LOGIN_COMMAND"),
-          `strava-auth login --token-file ${box.tokenFile}`
+          `strava-auth login --token-file '${box.tokenFile}'`
         )
+        assert.isUndefined(variable(first, "STRAVA_CLIENT_SECRET"))
+        assert.notInclude(first, Simulator.defaultApp.clientSecret)
         assert.strictEqual(variable(first, "STRAVA_AUTH_ACCOUNT"), "default")
         yield* eventually(async () => hook.runs().length >= 3 || undefined, 10_000, "three reminders a second apart")
         // Logged in: the reminders stop.
@@ -128,12 +130,18 @@ describe("hooks", () => {
             ...box.env,
             STRAVA_AUTH_REFRESH_MARGIN: "6h",
             STRAVA_AUTH_ON_ERROR: `${hook.script}; exit 3`,
-            STRAVA_AUTH_ON_TOKEN: "sleep 30",
+            // a list of its own: the timeout must kill all of it, not only the shell
+            STRAVA_AUTH_ON_TOKEN: `sleep 30; touch '${Path.join(dir, "survived")}'`,
             STRAVA_AUTH_HOOK_TIMEOUT: "1s"
           }
         })
         const failed = yield* eventually(async () => hook.runs()[0], 15_000, "ON_ERROR")
         assert.match(variable(failed, "STRAVA_AUTH_ERROR") ?? "", /503|Strava/)
+        assert.isUndefined(variable(failed, "STRAVA_CLIENT_SECRET"))
+        const secrets = JSON.parse(Fs.readFileSync(box.tokenFile, "utf8"))
+        for (const secret of [secrets.access_token, secrets.refresh_token, Simulator.defaultApp.clientSecret]) {
+          assert.notInclude(failed, secret)
+        }
         assert.strictEqual(variable(failed, "STRAVA_AUTH_ACCOUNT"), "default")
         // Serving while ON_TOKEN sleeps.
         const served = yield* Effect.promise(() => socketGet(box.socket, "/token"))
@@ -148,6 +156,9 @@ describe("hooks", () => {
         assert.isTrue(
           logs.some((l) => /message="hook failed"/.test(l) && /hook=on_error/.test(l) && /exit_code=3/.test(l))
         )
+        // Killed whole: the shell's child (sleep) did not go on to run what came after it.
+        yield* Effect.sleep("500 millis")
+        assert.isFalse(Fs.existsSync(Path.join(dir, "survived")))
       }),
     40_000
   )
