@@ -301,7 +301,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
     }
     const subscriptions = `${config.apiUrl}/push_subscriptions`
 
-    return StravaOAuth.of({
+    return StravaOAuth.of(traced({
       authorizeUrl: (options) => AuthorizeUrl.make({ ...options, clientId: config.clientId, baseUrl: config.baseUrl }),
       exchangeCode: ({ code, scopes }) => {
         const sent = Redacted.isRedacted(code) ? code : Redacted.make(code)
@@ -400,9 +400,24 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
           accessToken,
           decodeAthlete
         )
-    })
+    }))
   }
 )
+
+/** A client span per OAuth step, for the app's tracer; its attributes name the step, never a token or secret. */
+const span = (name: string) => Effect.withSpan(`StravaOAuth.${name}`, { kind: "client" })
+
+const traced = (s: StravaOAuthShape): StravaOAuthShape => ({
+  authorizeUrl: s.authorizeUrl,
+  exchangeCode: (callback) => span("exchangeCode")(s.exchangeCode(callback)),
+  refresh: (tokens) => span("refresh")(s.refresh(tokens)),
+  deauthorize: (accessToken) => span("deauthorize")(s.deauthorize(accessToken)),
+  revoke: (token, hint) => span("revoke")(s.revoke(token, hint)),
+  listSubscriptions: span("listSubscriptions")(s.listSubscriptions),
+  createSubscription: (options) => span("createSubscription")(s.createSubscription(options)),
+  deleteSubscription: (id) => span("deleteSubscription")(s.deleteSubscription(id)),
+  getAthlete: (accessToken) => span("getAthlete")(s.getAthlete(accessToken))
+})
 
 /**
  * @since 0.1.0

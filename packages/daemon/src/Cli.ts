@@ -51,6 +51,7 @@ import * as Settings from "./Settings.js"
 import * as SocketClient from "./SocketClient.js"
 import * as SocketTrust from "./SocketTrust.js"
 import * as SystemdUnit from "./SystemdUnit.js"
+import * as Telemetry from "./Telemetry.js"
 import * as Terminal from "./Terminal.js"
 import * as TokenFile from "./TokenFile.js"
 import * as Usage from "./Usage.js"
@@ -475,7 +476,12 @@ const execCommand = (flags: FlagsOf<"exec"> & { readonly command?: ReadonlyArray
       }
       const timer = setInterval(check, 15_000)
       try {
-        Fs.watch(Path.dirname(local.tokenFile), { persistent: false }, check).on("error", () => {})
+        // a moment after the file changes: the daemon serves the new token once it is on disk
+        let soon: ReturnType<typeof setTimeout> | undefined
+        Fs.watch(Path.dirname(local.tokenFile), { persistent: false }, () => {
+          if (soon !== undefined) clearTimeout(soon)
+          soon = setTimeout(check, 250)
+        }).on("error", () => {})
       } catch {
         // no directory yet: the 15 s check covers it
       }
@@ -811,6 +817,8 @@ export const cli = (argv: ReadonlyArray<string>) => {
         )
       )
   return program.pipe(
+    // Spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (flushed as the command ends).
+    Effect.provide(Telemetry.layer()),
     Effect.provide(NodeContext.layer),
     // Commands other than the daemon log only warnings and errors, on stderr.
     Logger.withMinimumLogLevel(LogLevel.Warning),

@@ -417,16 +417,22 @@ export const makeStore = (options: {
     const provide = Effect.provideService(FileSystem.FileSystem, fs)
     // The space for the next write of each key, reserved while its lock is held (see `reserve`).
     const reserved = new Map<string, string>()
-    const withPath = <A, E, R>(key: string, f: (path: string) => Effect.Effect<A, E | TokenFileError, R>) =>
+    // Each operation a span (`TokenFile.get`, ...) with the grant's key, never a token.
+    const withPath = <A, E, R>(
+      key: string,
+      f: (path: string) => Effect.Effect<A, E | TokenFileError, R>,
+      operation: "get" | "put" | "remove" | "withLock"
+    ) =>
       Effect.flatMap(options.pathOf(key), f).pipe(
         provide,
         Effect.catchIf(
           (e): e is TokenFileError => e instanceof TokenFileError,
           (e) => Effect.fail(storeError(key)(e))
-        )
+        ),
+        Effect.withSpan(`TokenFile.${operation}`, { attributes: { grant: key } })
       )
     return GrantStore.GrantStore.of({
-      get: (key) => withPath(key, read),
+      get: (key) => withPath(key, read, "get"),
       put: (key, tokens, put) =>
         withPath(key, (path) =>
           Effect.gen(function*() {
@@ -437,8 +443,8 @@ export const makeStore = (options: {
             const space = reserved.get(key)
             reserved.delete(key)
             yield* write(path, tokens, { reserved: space })
-          })),
-      remove: (key) => withPath(key, remove),
+          }), "put"),
+      remove: (key) => withPath(key, remove, "remove"),
       list: options.keys.pipe(provide, Effect.mapError(storeError("*"))),
       withLock: (key, effect) =>
         withPath(key, (path) =>
@@ -453,7 +459,7 @@ export const makeStore = (options: {
                   fs.remove(space, { force: true }).pipe(Effect.ignore)
                 )
             )
-          ))
+          ), "withLock")
     })
   })
 

@@ -3,7 +3,6 @@
 // the table below has a case for every flag in the grammar (Usage.commands), so a flag added without a case
 // here fails the suite.
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Path from "node:path"
 
 import { assert, describe, it } from "@effect/vitest"
@@ -19,6 +18,7 @@ import {
   daemon,
   fakeOpener,
   firstLine,
+  freePort,
   login,
   run,
   type Sandbox,
@@ -94,16 +94,6 @@ const loggedIn = (server: MockServer.MockServerShape, extra: Record<string, stri
 
 const missing = (box: Sandbox) => Path.join(box.dir, "elsewhere", "token.json")
 const tokenIn = (file: string) => JSON.parse(Fs.readFileSync(file, "utf8")).access_token as string
-
-/** A fresh port nobody listens on. */
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = Net.createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as Net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 describe("every flag changes what its command does", () => {
   it("the cases below cover every flag of every command in the grammar", () => {

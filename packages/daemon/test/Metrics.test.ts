@@ -1,7 +1,6 @@
 // GET /metrics on the daemon's socket and, with --metrics-listen, alone over TCP: Prometheus' text format,
 // read back with a real parser of that format; counts that follow what the refreshes came to; never a token.
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 
 import { assert, describe, it } from "@effect/vitest"
 import { MockServer } from "@strava-auth/testing"
@@ -10,7 +9,7 @@ import * as Effect from "effect/Effect"
 import parsePrometheusTextFormat from "parse-prometheus-text-format"
 
 import * as Metrics from "../src/Metrics.js"
-import { daemon, eventually, login, run, sandbox, socketGet } from "./harness.js"
+import { daemon, eventually, freePort, login, run, sandbox, socketGet } from "./harness.js"
 
 interface Family {
   readonly name: string
@@ -26,14 +25,6 @@ const value = (families: Map<string, Family>, name: string, labels: Record<strin
   const sample = family?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))
   return sample === undefined ? undefined : Number(sample.value)
 }
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = Net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as Net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 describe("metrics", () => {
   it.scopedLive(

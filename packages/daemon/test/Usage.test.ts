@@ -1,7 +1,6 @@
 // The command line's grammar and help (Usage.ts), and the same seen through the real command: plain help
 // when piped, one line per flag, usage errors that name the command and point at its --help (exit 64).
 import { execFileSync, spawn } from "node:child_process"
-import * as Net from "node:net"
 
 import { assert, describe, it } from "@effect/vitest"
 import { MockServer } from "@strava-auth/testing"
@@ -9,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 
 import * as Usage from "../src/Usage.js"
-import { bin, login, run, sandbox } from "./harness.js"
+import { bin, freePort, login, run, sandbox } from "./harness.js"
 
 const env = { PATH: process.env["PATH"] ?? "" }
 const invalid = (args: ReadonlyArray<string>) => {
@@ -184,14 +183,7 @@ describe("progress", () => {
         const box = sandbox(server)
         yield* login(box, server)
         // A port nobody listens on: every attempt fails at once, as a transient network failure.
-        const closed = yield* Effect.promise(() =>
-          new Promise<number>((resolve) => {
-            const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-              const { port } = probe.address() as Net.AddressInfo
-              probe.close(() => resolve(port))
-            })
-          })
-        )
+        const closed = yield* Effect.promise(freePort)
         const url = `http://127.0.0.1:${closed}`
         const seen = yield* Effect.promise(() =>
           new Promise<string>((resolve, reject) => {
