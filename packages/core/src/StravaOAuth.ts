@@ -301,7 +301,8 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
     }
     const subscriptions = `${config.apiUrl}/push_subscriptions`
 
-    return StravaOAuth.of(traced({
+    // A client span per OAuth step (`StravaOAuth.<step>`), for the app's tracer: no token or secret in it.
+    return StravaOAuth.of({
       authorizeUrl: (options) => AuthorizeUrl.make({ ...options, clientId: config.clientId, baseUrl: config.baseUrl }),
       exchangeCode: ({ code, scopes }) => {
         const sent = Redacted.isRedacted(code) ? code : Redacted.make(code)
@@ -311,7 +312,8 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
           sent,
           decodeExchange
         ).pipe(
-          Effect.map((response) => Token.fromExchange(response, scopes))
+          Effect.map((response) => Token.fromExchange(response, scopes)),
+          span("exchangeCode")
         )
       },
       refresh: (tokens) =>
@@ -321,7 +323,8 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
           tokens.refreshToken,
           decodeRefresh
         ).pipe(
-          Effect.map((response) => Token.applyRefresh(tokens, response))
+          Effect.map((response) => Token.applyRefresh(tokens, response)),
+          span("refresh")
         ),
       deauthorize: (accessToken) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -342,7 +345,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
               ),
               accessToken,
               ignoreBody
-            )),
+            )).pipe(span("deauthorize")),
       revoke: (token, hint) =>
         send(
           "revoke",
@@ -356,7 +359,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
           ),
           token,
           ignoreBody
-        ),
+        ).pipe(span("revoke")),
       listSubscriptions: send(
         "subscriptions",
         HttpClientRequest.get(subscriptions).pipe(
@@ -365,7 +368,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
         ),
         config.clientSecret,
         decodeSubscriptions
-      ),
+      ).pipe(span("listSubscriptions")),
       createSubscription: ({ callbackUrl, verifyToken }) =>
         send(
           "subscriptions",
@@ -379,7 +382,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
           ),
           verifyToken,
           decodeCreated
-        ).pipe(Effect.map((created) => created.id)),
+        ).pipe(Effect.map((created) => created.id), span("createSubscription")),
       deleteSubscription: (id) =>
         send(
           "subscriptions",
@@ -389,7 +392,7 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
           ),
           config.clientSecret,
           ignoreBody
-        ),
+        ).pipe(span("deleteSubscription")),
       getAthlete: (accessToken) =>
         send(
           "api",
@@ -399,25 +402,13 @@ export const make: Effect.Effect<StravaOAuthShape, never, StravaConfig | HttpCli
           ),
           accessToken,
           decodeAthlete
-        )
-    }))
+        ).pipe(span("getAthlete"))
+    })
   }
 )
 
 /** A client span per OAuth step, for the app's tracer; its attributes name the step, never a token or secret. */
 const span = (name: string) => Effect.withSpan(`StravaOAuth.${name}`, { kind: "client" })
-
-const traced = (s: StravaOAuthShape): StravaOAuthShape => ({
-  authorizeUrl: s.authorizeUrl,
-  exchangeCode: (callback) => span("exchangeCode")(s.exchangeCode(callback)),
-  refresh: (tokens) => span("refresh")(s.refresh(tokens)),
-  deauthorize: (accessToken) => span("deauthorize")(s.deauthorize(accessToken)),
-  revoke: (token, hint) => span("revoke")(s.revoke(token, hint)),
-  listSubscriptions: span("listSubscriptions")(s.listSubscriptions),
-  createSubscription: (options) => span("createSubscription")(s.createSubscription(options)),
-  deleteSubscription: (id) => span("deleteSubscription")(s.deleteSubscription(id)),
-  getAthlete: (accessToken) => span("getAthlete")(s.getAthlete(accessToken))
-})
 
 /**
  * @since 0.1.0
