@@ -95,7 +95,20 @@ const findBrowser = () =>
 export const launch: Effect.Effect<Browser, never, Scope.Scope> = Effect.acquireRelease(
   Effect.promise(async () => {
     const { args, executablePath } = await findBrowser()
-    return chromium.launch({ executablePath, headless: true, args: [...args] })
+    // Chromium's own temporary files (.org.chromium.Chromium.*) go to a directory of this launch, removed
+    // with it, not to the caller's temporary directory, where one written late would be left behind.
+    const tmp = Fs.mkdtempSync(Path.join(Os.tmpdir(), "chromium-"))
+    const browser = await chromium.launch({
+      executablePath,
+      headless: true,
+      args: [...args],
+      env: { ...process.env, TMPDIR: tmp }
+    })
+    return { browser, tmp }
   }),
-  (browser: Browser) => Effect.promise(() => browser.close())
-)
+  ({ browser, tmp }) =>
+    Effect.promise(async () => {
+      await browser.close()
+      Fs.rmSync(tmp, { recursive: true, force: true })
+    })
+).pipe(Effect.map(({ browser }) => browser))
