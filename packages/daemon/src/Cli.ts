@@ -196,11 +196,9 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
       Logger.withConsoleError(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
     )
     const config = yield* Settings.strava(flagsOf(flags))
-    const listenText = Option.isSome(flags.metricsListen)
-      ? flags.metricsListen
-      : yield* Config.option(Config.nonEmptyString("STRAVA_AUTH_METRICS_LISTEN")).pipe(
-        Effect.orElseSucceed(() => Option.none<string>())
-      )
+    const text = (flag: Option.Option<string>, variable: string) =>
+      Settings.pick(flag, variable).pipe(Effect.orElseSucceed(() => Option.none<string>()))
+    const listenText = yield* text(flags.metricsListen, "STRAVA_AUTH_METRICS_LISTEN")
     const metricsListen = Option.isSome(listenText) ? Metrics.parseListen(listenText.value) : undefined
     if (Option.isSome(listenText) && metricsListen === undefined) {
       return yield* new UsageError({
@@ -208,10 +206,6 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
           `got "${listenText.value}".`
       })
     }
-    const text = (flag: Option.Option<string>, variable: string) =>
-      Option.isSome(flag)
-        ? Effect.succeed(flag)
-        : Config.option(Config.nonEmptyString(variable)).pipe(Effect.orElseSucceed(() => Option.none<string>()))
     const intervalText = yield* text(flags.loginNotifyInterval, "STRAVA_AUTH_LOGIN_NOTIFY_INTERVAL")
     const interval = Option.isSome(intervalText)
       ? Settings.parseDuration(intervalText.value)

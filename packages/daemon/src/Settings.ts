@@ -99,7 +99,14 @@ export interface Local {
 
 const fromEnv = (name: string) => Effect.map(Config.option(Config.string(name)), Option.filter((s) => s.trim() !== ""))
 
-const pick = (flag: Option.Option<string>, env: string) => Option.isSome(flag) ? Effect.succeed(flag) : fromEnv(env)
+/**
+ * A flag's value, else its variable's (unset or blank is absent).
+ *
+ * @since 0.2.0
+ * @category resolving
+ */
+export const pick = (flag: Option.Option<string>, env: string) =>
+  Option.isSome(flag) ? Effect.succeed(flag) : fromEnv(env)
 
 /**
  * Resolves the token file, the socket and the margin.
