@@ -38,6 +38,7 @@ import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 
+import * as Accounts from "./Accounts.js"
 import * as Daemon from "./Daemon.js"
 import type * as DaemonError from "./DaemonError.js"
 import { ConfigurationError, DaemonFailure, RotationLost, UsageError } from "./DaemonError.js"
@@ -100,6 +101,14 @@ const fileOnly = (flags: CommonFlags) =>
   flags.tokenFile !== undefined && Option.isSome(flags.tokenFile) &&
   (flags.socket === undefined || Option.isNone(flags.socket))
 
+/** The account has no grant: log it in (core's message adds "Log in to Strava again (strava-auth login)."). */
+const noTokenFile = (local: Settings.Local) =>
+  new TokenSource.LoginRequired({
+    reason: local.account === Accounts.defaultName
+      ? `There is no token file at ${local.tokenFile}.`
+      : `There is no token file at ${local.tokenFile} (the account ${local.account}: add --account ${local.account}).`
+  })
+
 const tokenLine = (tokens: Token.TokenSet, asJson: boolean) =>
   asJson ? JSON.stringify(Refresher.tokenJson(tokens)) : Redacted.value(tokens.accessToken)
 
@@ -114,7 +123,7 @@ const fromFile = (flags: StravaFlags, local: Settings.Local, force: boolean) =>
     const key = GrantStore.defaultKey
     const current = yield* store.get(key)
     if (Option.isNone(current)) {
-      return yield* new TokenSource.LoginRequired({ reason: `There is no token file at ${local.tokenFile}.` })
+      return yield* noTokenFile(local)
     }
     const tokens = current.value
     const now = yield* Clock.currentTimeMillis
@@ -143,7 +152,8 @@ const fromFile = (flags: StravaFlags, local: Settings.Local, force: boolean) =>
       Effect.provide(oauthLayer(flags)),
       Effect.catchIf(
         (e) =>
-          e._tag !== "ConfigurationError" && e._tag !== "GrantUnsaved" && e.transient && !force &&
+          e._tag !== "ConfigurationError" && e._tag !== "UsageError" && e._tag !== "GrantUnsaved" && e.transient &&
+          !force &&
           !tokens.isExpired(now),
         (e) =>
           Effect.as(
@@ -180,10 +190,27 @@ const loginCommand = (flags: FlagsOf<"login">) =>
       say: (line) => process.stderr.write(`${line}\n`),
       print: (line) => process.stdout.write(`${line}\n`)
     }).pipe(Effect.provide(oauthLayer(flags)))
+    // The account remembers its own app (the id and the secret file's path, never the secret), so every later
+    // command and the daemon refresh it with that app.
+    if (Option.isSome(flags.clientSecretFile)) {
+      const config = yield* Settings.strava(flagsOf(flags))
+      const clientSecretFile = Path.resolve(flags.clientSecretFile.value)
+      yield* Settings.writeAccountSettings(local.defaultTokenFile, local.account, {
+        clientId: config.clientId,
+        clientSecretFile
+      })
+      yield* say(
+        `The account ${local.account} uses the app ${config.clientId} from now on (its secret read from ` +
+          `${clientSecretFile} each time; ${Accounts.settingsFileOf(local.defaultTokenFile, local.account)}).`
+      )
+    }
   }))
 
-const daemonCommand = (flags: FlagsOf<"daemon">) =>
+const daemonCommand = (daemonFlags: FlagsOf<"daemon">) =>
   failures(Effect.gen(function*() {
+    // The daemon serves every account; its own settings are the account default's (STRAVA_AUTH_ACCOUNT, which a
+    // hook may have in its environment, names nothing here).
+    const flags = { ...daemonFlags, account: Option.some(Accounts.defaultName) }
     const local = yield* Settings.local(flagsOf(flags))
     const format = Option.isSome(flags.logFormat)
       ? flags.logFormat.value
@@ -250,24 +277,26 @@ const daemonCommand = (flags: FlagsOf<"daemon">) =>
     yield* Effect.gen(function*() {
       const http = yield* HttpClient.HttpClient
       const fs = yield* FileSystem.FileSystem
-      // SIGHUP: the same resolution again (a rotated secret file, say), with the same HTTP client.
-      const reload = Effect.flatMap(
-        Settings.strava(flagsOf(flags)),
-        (next) => StravaOAuth.make.pipe(Effect.provideService(StravaConfig.StravaConfig, next))
-      ).pipe(
-        Effect.provideService(HttpClient.HttpClient, http),
-        Effect.provideService(FileSystem.FileSystem, fs)
-      )
-      // Refreshes run in a detached helper process, so that killing the daemon never loses a rotation.
-      const passOn = (name: string, value: Option.Option<string>) => Option.isSome(value) ? [name, value.value] : []
-      const execute = yield* Helper.executor({
-        tokenFile: local.tokenFile,
-        flags: [
-          ...passOn("--client-id", flags.clientId),
-          ...passOn("--strava-url", flags.stravaUrl)
-        ]
-      }).pipe(Effect.provideServiceEffect(GrantStore.GrantStore, TokenFile.makeFileStore(local.tokenFile)))
-      yield* Daemon.run(local, { reload, execute, metricsListen, hooks, socketGroup }).pipe(
+      // SIGHUP: the same resolution again for each account (a rotated secret file, say), with the same HTTP client.
+      const reload = (account: string) =>
+        Effect.flatMap(
+          Settings.strava({ ...flagsOf(flags), account: Option.some(account) }),
+          (next) => StravaOAuth.make.pipe(Effect.provideService(StravaConfig.StravaConfig, next))
+        ).pipe(
+          Effect.provideService(HttpClient.HttpClient, http),
+          Effect.provideService(FileSystem.FileSystem, fs)
+        )
+      // Refreshes run in a detached helper process, so that killing the daemon never loses a rotation; each
+      // account's helper reads that account's settings (its own app, if it has one).
+      // The daemon's flags reach it as the variables they stand for: an account's own app wins over them.
+      const passOn = (name: string, value: Option.Option<string>) => Option.isSome(value) ? { [name]: value.value } : {}
+      const executor = (account: { readonly name: string; readonly tokenFile: string }) =>
+        Helper.executor({
+          tokenFile: local.defaultTokenFile,
+          flags: ["--account", account.name],
+          env: { ...passOn("STRAVA_CLIENT_ID", flags.clientId), ...passOn("STRAVA_BASE_URL", flags.stravaUrl) }
+        }).pipe(Effect.provideServiceEffect(GrantStore.GrantStore, TokenFile.makeFileStore(account.tokenFile)))
+      yield* Daemon.run(local, { reload, executor, metricsListen, hooks, socketGroup }).pipe(
         Effect.provide(StravaOAuth.layer),
         Effect.provideService(StravaConfig.StravaConfig, config)
       )
@@ -287,7 +316,7 @@ const tokenCommand = (flags: FlagsOf<"token">) =>
       Option.isSome(flags.stravaUrl) || fileOnly(flags)
     const reply = own
       ? { _tag: "Down" as const }
-      : yield* SocketClient.request(local.socket, "GET", "/token.json")
+      : yield* SocketClient.request(local.socket, "GET", atAccount(local, "/token.json"))
     if (reply._tag === "Reply") {
       const body = reply.status === 200 ? Wire.decodeTokenJson(reply.body) : Option.none()
       if (Option.isNone(body)) return yield* SocketClient.errorOf(reply.status, reply.body)
@@ -302,7 +331,7 @@ const currentToken = (flags: StravaFlags, local: Settings.Local) =>
   Effect.gen(function*() {
     const reply = fileOnly(flags)
       ? { _tag: "Down" as const }
-      : yield* SocketClient.request(local.socket, "GET", "/token.json")
+      : yield* SocketClient.request(local.socket, "GET", atAccount(local, "/token.json"))
     if (reply._tag === "Reply") {
       const body = reply.status === 200 ? Wire.decodeTokenJson(reply.body) : Option.none()
       if (Option.isNone(body)) return yield* SocketClient.errorOf(reply.status, reply.body)
@@ -327,7 +356,7 @@ const dumpCommand = (flags: FlagsOf<"dump">) =>
       Effect.gen(function*() {
         const current = yield* TokenFile.read(local.tokenFile)
         if (Option.isNone(current)) {
-          return yield* new TokenSource.LoginRequired({ reason: `There is no token file at ${local.tokenFile}.` })
+          return yield* noTokenFile(local)
         }
         const now = yield* Clock.currentTimeMillis
         const text = TokenFile.encode(current.value, now)
@@ -436,7 +465,7 @@ const execCommand = (flags: FlagsOf<"exec"> & { readonly command?: ReadonlyArray
         child = ChildProcess.spawn(file!, args, {
           stdio: "inherit",
           // the daemon's secret and plumbing withheld, as from hooks; the token is what CMD is run for
-          env: Hooks.environment(process.env, { STRAVA_ACCESS_TOKEN: token })
+          env: Hooks.environment(process.env, { STRAVA_ACCESS_TOKEN: token, STRAVA_AUTH_ACCOUNT: local.account })
         })
         child.once("error", (error) => {
           process.stderr.write(`strava-auth exec: cannot run ${file}: ${error.message}\n`)
@@ -483,20 +512,23 @@ const execCommand = (flags: FlagsOf<"exec"> & { readonly command?: ReadonlyArray
     }))
   }))
 
-const statusCommand = (flags: FlagsOf<"status">) =>
-  failures(Effect.gen(function*() {
-    const local = yield* Settings.local(flagsOf(flags))
+/** The socket path for `local`'s account: `?account=NAME` for any account but `default`. */
+const atAccount = (local: Settings.Local, path: string) =>
+  local.account === Accounts.defaultName ? path : `${path}?account=${encodeURIComponent(local.account)}`
+
+/** One account's part of `status`: the file, and what the daemon says of it. */
+const statusOf = (local: Settings.Local, asked: boolean) =>
+  Effect.gen(function*() {
     const file = yield* Effect.either(TokenFile.read(local.tokenFile))
-    // A token file named without a socket: the default socket's daemon serves another file; not asked.
-    const asked = !fileOnly(flags)
     const reply = asked
-      ? yield* SocketClient.request(local.socket, "GET", "/health")
+      ? yield* SocketClient.request(local.socket, "GET", atAccount(local, "/health"))
       : { _tag: "Down" as const, reason: "not asked" }
     const health = reply._tag === "Reply" ? Option.getOrUndefined(Wire.decodeHealth(reply.body)) : undefined
     const now = yield* Clock.currentTimeMillis
     const tokens = file._tag === "Right" ? Option.getOrUndefined(file.right) : undefined
     const report = {
       version: Wire.version,
+      account: local.account,
       token_file: local.tokenFile,
       socket: local.socket,
       athlete: tokens?.athlete ?? null,
@@ -504,52 +536,80 @@ const statusCommand = (flags: FlagsOf<"status">) =>
       expires_at: tokens?.expiresAt ?? null,
       expires_in_seconds: tokens === undefined ? null : Math.floor(tokens.remainingMillis(now) / 1000),
       file_error: file._tag === "Left" ? file.left.message : null,
-      daemon: !asked ? "not asked" : reply._tag === "Reply" ? "up" : "down",
+      daemon: !asked
+        ? "not asked"
+        : reply._tag === "Down"
+        ? "down"
+        : reply.status === 404
+        ? "up, not serving this account yet"
+        : "up",
       daemon_status: health?.status ?? null,
       last_refresh_at: health?.last_refresh_at ?? null,
       next_refresh_at: health?.next_refresh_at ?? null,
       consecutive_failures: health?.consecutive_failures ?? null,
       last_error: health?.last_error ?? null
     }
-    if (flags.json) yield* print(JSON.stringify(report, null, 2))
-    else {
-      // The athlete's name and the daemon's words come from outside: no terminal controls reach the screen.
-      const name = Terminal.sanitizeForTerminal(
-        [tokens?.athlete?.firstname, tokens?.athlete?.lastname].filter(Boolean).join(" ")
-      )
-      const lines = [
-        ["athlete", tokens === undefined ? "-" : `${name || "?"} (${tokens.athlete?.id ?? "?"})`],
-        ["scopes", report.scope ?? "-"],
-        [
-          "token",
-          tokens === undefined
-            ? (report.file_error ?? "none")
-            : TokenFile.describeExpiry(tokens, now)
-        ],
-        [
-          "daemon",
-          !asked
-            ? "not asked (--token-file without --socket)"
-            : reply._tag === "Reply"
-            ? `up (${String(report.daemon_status)})`
-            : "down"
-        ],
-        ["last refresh", String(report.last_refresh_at ?? "-")],
-        ["next refresh", String(report.next_refresh_at ?? "-")],
-        ["last error", Terminal.sanitizeForTerminal(report.last_error ?? "-")],
-        ["token file", local.tokenFile],
-        ["socket", local.socket]
-      ]
-      yield* print(lines.map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`).join("\n"))
-    }
-    if (file._tag === "Left") return yield* file.left
-    if (tokens === undefined) {
-      return yield* new TokenSource.LoginRequired({ reason: `There is no token file at ${local.tokenFile}.` })
-    }
-    if (report.daemon_status === "needs_login") {
-      return yield* new TokenSource.LoginRequired({ reason: String(report.last_error ?? "No token.") })
-    }
-    if (tokens.isExpired(now)) return yield* new TokenSource.TokenUnavailable({ reason: "the token has expired." })
+    // The athlete's name and the daemon's words come from outside: no terminal controls reach the screen.
+    const name = Terminal.sanitizeForTerminal(
+      [tokens?.athlete?.firstname, tokens?.athlete?.lastname].filter(Boolean).join(" ")
+    )
+    const lines = [
+      ["account", local.account],
+      ["athlete", tokens === undefined ? "-" : `${name || "?"} (${tokens.athlete?.id ?? "?"})`],
+      ["scopes", report.scope ?? "-"],
+      ["token", tokens === undefined ? (report.file_error ?? "none") : TokenFile.describeExpiry(tokens, now)],
+      [
+        "daemon",
+        !asked
+          ? "not asked (--token-file without --socket)"
+          : report.daemon === "up"
+          ? `up (${String(report.daemon_status)})`
+          : report.daemon
+      ],
+      ["last refresh", String(report.last_refresh_at ?? "-")],
+      ["next refresh", String(report.next_refresh_at ?? "-")],
+      ["last error", Terminal.sanitizeForTerminal(report.last_error ?? "-")],
+      ["token file", local.tokenFile],
+      ["socket", local.socket]
+    ]
+    // What makes `status` exit non-zero for this account, if anything.
+    const verdict: Option.Option<DaemonError.Failure> = file._tag === "Left"
+      ? Option.some(file.left)
+      : tokens === undefined
+      ? Option.some(noTokenFile(local))
+      : report.daemon_status === "needs_login"
+      ? Option.some(new TokenSource.LoginRequired({ reason: String(report.last_error ?? "No token.") }))
+      : tokens.isExpired(now)
+      ? Option.some(new TokenSource.TokenUnavailable({ reason: "the token has expired." }))
+      : Option.none()
+    return { report, text: lines.map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`).join("\n"), verdict }
+  })
+
+const statusCommand = (flags: FlagsOf<"status">) =>
+  failures(Effect.gen(function*() {
+    const local = yield* Settings.local(flagsOf(flags))
+    // One account when one is named (--account, STRAVA_AUTH_ACCOUNT); else every account there is.
+    const named = Option.isSome(yield* Settings.pick(flags.account, "STRAVA_AUTH_ACCOUNT").pipe(Effect.orDie))
+    const names = named ? [local.account] : Accounts.list(local.defaultTokenFile)
+    // A token file named without a socket: the default socket's daemon serves another file; not asked.
+    const asked = !fileOnly(flags)
+    const shown = yield* Effect.forEach(names, (account) =>
+      statusOf({ ...local, account, tokenFile: Accounts.tokenFileOf(local.defaultTokenFile, account) }, asked))
+    // The first account's fields at the top (a script that reads one account keeps working), and every account.
+    if (flags.json) {
+      yield* print(JSON.stringify(
+        {
+          ...shown[0]!.report,
+          accounts: shown.map((s) =>
+            s.report
+          )
+        },
+        null,
+        2
+      ))
+    } else yield* print(shown.map((s) => s.text).join("\n\n"))
+    const failed = shown.find((s) => Option.isSome(s.verdict))
+    if (failed !== undefined && Option.isSome(failed.verdict)) return yield* Effect.fail(failed.verdict.value)
   }))
 
 const refreshCommand = (flags: FlagsOf<"refresh">) =>
@@ -627,7 +687,7 @@ const refreshCommand = (flags: FlagsOf<"refresh">) =>
       (config) => Option.match(config, { onNone: () => "Strava", onSome: (c) => `POST ${c.baseUrl}/oauth/token` })
     )
     const viaDaemon = Effect.gen(function*() {
-      const reply = yield* SocketClient.request(local.socket, "POST", "/refresh", 25_000)
+      const reply = yield* SocketClient.request(local.socket, "POST", atAccount(local, "/refresh"), 25_000)
       if (reply._tag === "Down") return Option.none<{ readonly body: string; readonly reply: Wire.RefreshReply }>()
       const refreshed = reply.status === 200 ? Wire.decodeRefreshReply(reply.body) : Option.none()
       if (Option.isSome(refreshed)) return Option.some({ body: reply.body, reply: refreshed.value })
@@ -686,6 +746,14 @@ const revokeCommand = (flags: FlagsOf<"revoke">) =>
       )
     }).pipe(Effect.provide(oauthLayer(flags)))
     yield* TokenFile.withLock(local.tokenFile, TokenFile.remove(local.tokenFile))
+    // An account other than default is gone with its grant (a daemon stops serving it); default stays, waiting.
+    if (local.account !== Accounts.defaultName) {
+      yield* Settings.removeAccountSettings(local.defaultTokenFile, local.account)
+      return yield* say(
+        `Revoked at Strava and deleted the account ${local.account} (${local.tokenFile}). ` +
+          `\`strava-auth login --account ${local.account}\` adds it again.`
+      )
+    }
     yield* say(`Revoked at Strava and deleted ${local.tokenFile}. Run \`strava-auth login\` to log in again.`)
   }))
 

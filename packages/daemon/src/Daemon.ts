@@ -1,5 +1,11 @@
 /**
- * `strava-auth daemon`: the refresher and the socket server, wired together.
+ * `strava-auth daemon`: a refresher per account and the socket server, wired together.
+ *
+ * Accounts (`Accounts`): the account `default` always, and every account found beside it (`accounts/`), each with
+ * its own refresher (its own loop, its own engine, its own helper processes with the account's own app), so one
+ * account's failure, backoff or slow refresh never delays another's. A change in the token file's directory or
+ * in `accounts/` re-lists them: an account logged in while the daemon runs is started, one whose files are gone
+ * is stopped.
  *
  * Start-up order (so readiness means something): make the token file's directory, load the file, bind the
  * socket (refusing to start while another daemon answers on it), watch the directory, then log `started`.
@@ -19,8 +25,11 @@ import type * as FileSystem from "@effect/platform/FileSystem"
 import type { RefreshEngine, StravaOAuth } from "@strava-auth/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Runtime from "effect/Runtime"
 
+import * as Accounts from "./Accounts.js"
+import type { UsageError } from "./DaemonError.js"
 import { ConfigurationError } from "./DaemonError.js"
 import * as DirectoryWatch from "./DirectoryWatch.js"
 import * as Hooks from "./Hooks.js"
@@ -32,6 +41,29 @@ import * as SocketServer from "./SocketServer.js"
 import * as TokenFile from "./TokenFile.js"
 
 /**
+ * One account the daemon serves.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Account {
+  readonly name: string
+  readonly tokenFile: string
+  readonly refresher: Refresher.Refresher
+}
+
+/**
+ * The command that logs an account in, for messages and `STRAVA_AUTH_LOGIN_COMMAND`.
+ *
+ * @since 0.3.0
+ * @category messages
+ */
+export const loginCommandOf = (defaultTokenFile: string, account: string): string =>
+  `strava-auth login${account === Accounts.defaultName ? "" : ` --account ${account}`} --token-file '${
+    defaultTokenFile.replace(/'/g, "'\\''")
+  }'`
+
+/**
  * Runs until interrupted.
  *
  * @since 0.1.0
@@ -41,10 +73,12 @@ export const run = (
   settings: Local,
   options: {
     readonly recheck?: Duration.Duration
-    /** Builds the Strava client anew from the configuration, for SIGHUP. */
-    readonly reload?: Effect.Effect<StravaOAuth.StravaOAuthShape, ConfigurationError>
-    /** Where refreshes run: a helper process (`Helper.executor`); in this process when absent. */
-    readonly execute?: RefreshEngine.Executor
+    /** Builds an account's Strava client anew from the configuration, for SIGHUP. */
+    readonly reload?: (account: string) => Effect.Effect<StravaOAuth.StravaOAuthShape, ConfigurationError | UsageError>
+    /** Where an account's refreshes run: a helper process (`Helper.executor`); in this process when absent. */
+    readonly executor?: (
+      account: { readonly name: string; readonly tokenFile: string }
+    ) => Effect.Effect<RefreshEngine.Executor, never, FileSystem.FileSystem>
     /** Also serve `/metrics` alone over TCP here (`--metrics-listen`). */
     readonly metricsListen?: { readonly host: string; readonly port: number } | undefined
     /** systemd's notify protocol; from the environment (`NOTIFY_SOCKET`, `WATCHDOG_USEC`) by default. */
@@ -56,87 +90,153 @@ export const run = (
   } = {}
 ) =>
   Effect.gen(function*() {
-    yield* TokenFile.ensureDirectory(Path.dirname(settings.tokenFile))
-    yield* TokenFile.removeTemporaries(settings.tokenFile)
+    const defaultTokenFile = settings.defaultTokenFile
+    yield* TokenFile.ensureDirectory(Path.dirname(defaultTokenFile))
     const notifier = options.notifier ?? Notify.fromEnvironment()
-    // systemd hears what the daemon is doing when it changes, and the watchdog's ping on every turn of the loop.
-    let toldStatus: string | undefined
     const clock = yield* Effect.clock
-    const hooks = options.hooks === undefined ? undefined : Hooks.watcher(options.hooks, {
-      account: "default",
-      loginCommand: `strava-auth login --token-file '${settings.tokenFile.replace(/'/g, "'\\''")}'`,
-      env: process.env,
-      now: () => clock.unsafeCurrentTimeMillis()
-    })
-    const onTick = (snapshot: Refresher.Snapshot) => {
-      const status = Notify.statusLine(describe(snapshot))
-      const lines = [
-        ...(notifier.watchdogInterval === undefined ? [] : ["WATCHDOG=1"]),
-        ...(status === toldStatus ? [] : [status])
-      ]
-      toldStatus = status
-      return Effect.zipRight(
-        lines.length === 0 ? Effect.void : notifier.send(...lines),
-        hooks === undefined ? Effect.void : hooks(snapshot)
-      )
-    }
-    const refresher = yield* Refresher.make({
-      tokenFile: settings.tokenFile,
-      margin: settings.margin,
-      recheck: options.recheck,
-      execute: options.execute,
-      onTick,
-      // the loop turns at least as often as the watchdog and the login-needed reminders ask
-      maxWait: [
-        notifier.watchdogInterval,
-        options.hooks?.onLoginNeeded === undefined ? undefined : options.hooks.loginNotifyInterval
-      ].filter((d) => d !== undefined).reduce<Duration.Duration | undefined>(
-        (least, d) => least === undefined || Duration.lessThan(d, least) ? d : least,
-        undefined
-      )
-    })
-    yield* refresher.load
+    const scope = yield* Effect.scope
     const runtime = yield* Effect.runtime<StravaOAuth.StravaOAuth | FileSystem.FileSystem>()
-    const wake = () => Runtime.runFork(runtime)(refresher.wake)
+    const accounts = new Map<string, Account & { fiber: Fiber.RuntimeFiber<never>; ticked: boolean }>()
+
+    // systemd hears what the daemon is doing when it changes, and the watchdog's ping once every account's loop
+    // has turned since the last one: a wedged loop, whichever account's, stops the pings.
+    let toldStatus: string | undefined
+    const statusNow = () => Notify.statusLine(describeAll([...accounts.values()]))
+    const onTick = (name: string) => {
+      const hooks = options.hooks === undefined ? undefined : Hooks.watcher(options.hooks, {
+        account: name,
+        loginCommand: loginCommandOf(defaultTokenFile, name),
+        env: process.env,
+        now: () => clock.unsafeCurrentTimeMillis()
+      })
+      return (snapshot: Refresher.Snapshot) => {
+        const self = accounts.get(name)
+        if (self !== undefined) self.ticked = true
+        const all = [...accounts.values()]
+        const ping = notifier.watchdogInterval !== undefined && all.every((a) => a.ticked)
+        if (ping) { for (const a of all) a.ticked = false }
+        const status = statusNow()
+        const lines = [...(ping ? ["WATCHDOG=1"] : []), ...(status === toldStatus ? [] : [status])]
+        toldStatus = status
+        return Effect.zipRight(
+          lines.length === 0 ? Effect.void : notifier.send(...lines),
+          hooks === undefined ? Effect.void : hooks(snapshot)
+        )
+      }
+    }
+    // every loop turns at least as often as the watchdog and the login-needed reminders ask
+    const maxWait = [
+      notifier.watchdogInterval,
+      options.hooks?.onLoginNeeded === undefined ? undefined : options.hooks.loginNotifyInterval
+    ].filter((d) => d !== undefined).reduce<Duration.Duration | undefined>(
+      (least, d) => least === undefined || Duration.lessThan(d, least) ? d : least,
+      undefined
+    )
+
+    const start = (name: string) =>
+      Effect.gen(function*() {
+        const tokenFile = Accounts.tokenFileOf(defaultTokenFile, name)
+        yield* TokenFile.removeTemporaries(tokenFile)
+        const refresher = yield* Refresher.make({
+          tokenFile,
+          margin: settings.margin,
+          recheck: options.recheck,
+          execute: options.executor === undefined ? undefined : yield* options.executor({ name, tokenFile }),
+          onTick: onTick(name),
+          maxWait,
+          login: loginCommandOf(defaultTokenFile, name).replace(/ --token-file .*$/, "")
+        })
+        yield* refresher.load
+        const fiber = yield* refresher.run.pipe(
+          Effect.annotateLogs({ account: name }),
+          Effect.forkIn(scope)
+        )
+        accounts.set(name, { name, tokenFile, refresher, fiber, ticked: false })
+        return refresher
+      }).pipe(Effect.annotateLogs({ account: name }))
+
+    // The accounts on disk now: new ones start, gone ones stop (never `default`), and every loop re-reads its file.
+    const lock = yield* Effect.makeSemaphore(1)
+    const relist = lock.withPermits(1)(Effect.gen(function*() {
+      const names = Accounts.list(defaultTokenFile)
+      for (const name of names) {
+        if (accounts.has(name)) continue
+        yield* start(name)
+        yield* Effect.logInfo("account added").pipe(Effect.annotateLogs({ account: name }))
+      }
+      for (const [name, account] of accounts) {
+        if (names.includes(name)) continue
+        accounts.delete(name)
+        yield* Fiber.interrupt(account.fiber)
+        yield* Effect.logInfo("account removed (its token file and settings are gone)").pipe(
+          Effect.annotateLogs({ account: name })
+        )
+      }
+      for (const account of accounts.values()) yield* account.refresher.wake
+    }))
+
+    const first = yield* start(Accounts.defaultName)
+    yield* relist
+    const changed = () => Runtime.runFork(runtime)(relist)
+
+    const refreshOf = (refresher: Refresher.Refresher) => () =>
+      Runtime.runPromise(runtime)(Effect.either(refresher.refreshNow)).then((result) =>
+        result._tag === "Right"
+          ? { ok: true as const, outcome: result.right.outcome }
+          : { ok: false as const, error: result.left }
+      )
     const metrics = () =>
       Metrics.render(
-        [{ name: "default", snapshot: refresher.snapshot(), counters: refresher.counters }],
+        [...accounts.values()].map((a) => ({
+          name: a.name,
+          snapshot: a.refresher.snapshot(),
+          counters: a.refresher.counters
+        })),
         clock.unsafeCurrentTimeMillis()
       )
     yield* SocketServer.serve(settings.socket, {
       metrics,
-      snapshot: refresher.snapshot,
-      now: () => clock.unsafeCurrentTimeMillis(),
-      refresh: () =>
-        Runtime.runPromise(runtime)(Effect.either(refresher.refreshNow)).then((result) =>
-          result._tag === "Right"
-            ? { ok: true as const, outcome: result.right.outcome }
-            : { ok: false as const, error: result.left }
-        )
+      // the default account's, on the hot path (`GET /token` without a parameter)
+      snapshot: first.snapshot,
+      refresh: refreshOf(first),
+      account: (name) => {
+        const found = accounts.get(name)
+        return found === undefined
+          ? undefined
+          : { snapshot: found.refresher.snapshot, refresh: refreshOf(found.refresher) }
+      },
+      accounts: () => [...accounts.values()].map((a) => ({ name: a.name, snapshot: a.refresher.snapshot() })),
+      now: () => clock.unsafeCurrentTimeMillis()
     }, { group: options.socketGroup })
-    // Any change in the token file's directory (a login, another tool, a revoke) wakes the loop, which
-    // compares the file's stamp with the last one it read or wrote; the watch outlives the directory's deletion.
-    yield* DirectoryWatch.watch(Path.dirname(settings.tokenFile), wake)
+    // Any change in the token file's directory or in `accounts/` (a login, another tool, a revoke) re-lists the
+    // accounts and wakes every loop, which compares its file's stamp with the last one it read or wrote; the
+    // watches outlive the directories' deletion and notice their creation.
+    yield* DirectoryWatch.watch(Path.dirname(defaultTokenFile), changed)
+    yield* DirectoryWatch.watch(Accounts.directoryOf(defaultTokenFile), changed)
     yield* Effect.acquireRelease(
       Effect.sync(() => {
         const onHup = () =>
           Runtime.runFork(runtime)(Effect.gen(function*() {
             yield* notifier.send("RELOADING=1", Notify.monotonicLine(), Notify.statusLine("reloading (SIGHUP)"))
-            if (options.reload !== undefined) {
-              const next = yield* Effect.either(options.reload)
+            for (const account of [...accounts.values()]) {
+              if (options.reload === undefined) {
+                yield* account.refresher.reconfigure(undefined)
+                continue
+              }
+              const next = yield* Effect.either(options.reload(account.name))
               if (next._tag === "Right") {
-                yield* refresher.reconfigure(next.right)
-                yield* Effect.logInfo("SIGHUP: configuration reloaded")
+                yield* account.refresher.reconfigure(next.right)
+                yield* Effect.logInfo("SIGHUP: configuration reloaded").pipe(
+                  Effect.annotateLogs({ account: account.name })
+                )
               } else {
                 yield* Effect.logError("SIGHUP: the new configuration is invalid; fix it (the next refresh reads it)")
-                  .pipe(
-                    Effect.annotateLogs({ error: next.left.message })
-                  )
+                  .pipe(Effect.annotateLogs({ account: account.name, error: next.left.message }))
               }
             }
-            yield* Effect.logInfo("SIGHUP: re-reading the token file")
-            yield* refresher.wake
-            toldStatus = Notify.statusLine(describe(refresher.snapshot()))
+            yield* Effect.logInfo("SIGHUP: re-reading the token files")
+            yield* relist
+            toldStatus = statusNow()
             yield* notifier.send("READY=1", toldStatus)
           }))
         process.on("SIGHUP", onHup)
@@ -159,21 +259,24 @@ export const run = (
     }
     yield* Effect.logInfo("started").pipe(Effect.annotateLogs({
       socket: settings.socket,
-      token_file: settings.tokenFile,
+      token_file: defaultTokenFile,
+      accounts: [...accounts.keys()].join(","),
       refresh_margin: Duration.format(settings.margin),
       pid: process.pid
     }))
     // No grant yet (no file, or Strava refused it): say what the daemon waits for, once, at start.
-    const first = refresher.snapshot()
-    if (first.status === "needs_login") {
+    for (const account of accounts.values()) {
+      const snapshot = account.refresher.snapshot()
+      if (snapshot.status !== "needs_login") continue
+      const command = loginCommandOf(defaultTokenFile, account.name).replace(/ --token-file .*$/, "")
       yield* Effect.logWarning(
-        "waiting for `strava-auth login`: the socket answers 503 needs_login until a token file appears"
-      ).pipe(Effect.annotateLogs({ reason: first.lastError ?? "no token file" }))
+        `waiting for \`${command}\`: the socket answers 503 needs_login until a token file appears`
+      ).pipe(Effect.annotateLogs({ account: account.name, reason: snapshot.lastError ?? "no token file" }))
     }
     // The socket serves: systemd may start what depends on the daemon.
-    toldStatus = Notify.statusLine(describe(refresher.snapshot()))
+    toldStatus = statusNow()
     yield* notifier.send("READY=1", toldStatus)
-    return yield* refresher.run.pipe(
+    return yield* Effect.never.pipe(
       Effect.onInterrupt(() =>
         Effect.zipRight(notifier.send("STOPPING=1", Notify.statusLine("stopping")), Effect.logInfo("stopping"))
       )
@@ -181,6 +284,25 @@ export const run = (
   }).pipe(Effect.scoped)
 
 const iso = (millis: number) => new Date(millis).toISOString()
+
+/** What the daemon is doing for every account, in a line for systemd's `STATUS=` (no token, no secret). */
+const describeAll = (accounts: ReadonlyArray<Account>): string => {
+  if (accounts.length === 1) return describe(accounts[0]!.refresher.snapshot())
+  const count = new Map<string, number>()
+  for (const a of accounts) {
+    const status = a.refresher.snapshot().status
+    count.set(status, (count.get(status) ?? 0) + 1)
+  }
+  const words: Record<Refresher.Status, string> = {
+    ok: "serving",
+    refreshing: "refreshing",
+    retrying: "retrying",
+    needs_login: "waiting for a login"
+  }
+  return `${accounts.length} accounts: ` +
+    (["ok", "refreshing", "retrying", "needs_login"] as const).filter((s) => count.has(s))
+      .map((s) => `${count.get(s)} ${words[s]}`).join(", ")
+}
 
 /** What the daemon is doing, in a line for systemd's `STATUS=` (no token, no secret). */
 const describe = (snapshot: Refresher.Snapshot): string => {

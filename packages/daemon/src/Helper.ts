@@ -181,8 +181,10 @@ export const seenVariable = "STRAVA_AUTH_HELPER_SEEN"
  */
 export interface Options {
   readonly tokenFile: string
-  /** Flags to pass on (client id, URLs): never a secret. */
+  /** Flags to pass on (the account): never a secret. */
   readonly flags: ReadonlyArray<string>
+  /** Variables to set for it over the daemon's own (the daemon's `--client-id`, below an account's own app). */
+  readonly env?: Readonly<Record<string, string>> | undefined
   /** `node /path/to/strava-auth.js` by default. */
   readonly command?: ReadonlyArray<string> | undefined
 }
@@ -214,7 +216,7 @@ export const run = (
         stdio: ["ignore", "pipe", "pipe"],
         // The set the daemon holds, as a digest (never the tokens): the helper refreshes only if the file still
         // holds it, else another process has refreshed and its set is used.
-        env: seen === undefined ? process.env : { ...process.env, [seenVariable]: seen }
+        env: { ...process.env, ...options.env, ...(seen === undefined ? {} : { [seenVariable]: seen }) }
       }
     )
     let stdout = ""

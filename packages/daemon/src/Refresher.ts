@@ -85,6 +85,8 @@ export interface Options {
   readonly onTick?: ((snapshot: Snapshot) => Effect.Effect<void>) | undefined
   /** The longest wait between two turns of the loop (half the watchdog's interval); `recheck` by default. */
   readonly maxWait?: Duration.Duration | undefined
+  /** The command that logs this grant in, for the messages (`strava-auth login` by default). */
+  readonly login?: string | undefined
 }
 
 /**
@@ -119,7 +121,8 @@ const key = GrantStore.defaultKey
 export const snapshotOf = (
   state: RefreshEngine.GrantState,
   nextRefreshAt: number | undefined,
-  tokenFile: string
+  tokenFile: string,
+  login = "strava-auth login"
 ): Snapshot =>
   RefreshEngine.GrantState.$match(state, {
     Empty: () => ({
@@ -128,7 +131,7 @@ export const snapshotOf = (
       nextRefreshAt: undefined,
       lastRefreshAt: undefined,
       consecutiveFailures: 0,
-      lastError: `No token file at ${tokenFile}. Run \`strava-auth login\`.`
+      lastError: `No token file at ${tokenFile}. Run \`${login}\`.`
     }),
     Active: (s) => ({
       status: "ok" as const,
@@ -199,14 +202,14 @@ export const make = (
 
     let shownFor: RefreshEngine.GrantState | undefined
     let shownNext: number | undefined
-    let shown: Snapshot = snapshotOf(engine.state(key), undefined, options.tokenFile)
+    let shown: Snapshot = snapshotOf(engine.state(key), undefined, options.tokenFile, options.login)
     const snapshot = (): Snapshot => {
       const state = engine.state(key)
       const next = engine.nextAttemptAt(key)
       if (state !== shownFor || next !== shownNext) {
         shownFor = state
         shownNext = next
-        shown = snapshotOf(state, next, options.tokenFile)
+        shown = snapshotOf(state, next, options.tokenFile, options.login)
       }
       return shown
     }

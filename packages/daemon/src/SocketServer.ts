@@ -7,6 +7,11 @@
  * | `GET /token.json` | `{access_token, token_type, expires_at, scope, athlete_id}` |
  * | `GET /health` | 200 or 503, `{status, expires_at, next_refresh_at, last_refresh_at, consecutive_failures, last_error, athlete_id, scope}` |
  * | `POST /refresh` | refresh now (single flight), then like `/token.json` |
+ * | `GET /accounts` | `{version, accounts: [{account, ...health}]}`, every account the daemon serves |
+ * | `GET /metrics` | Prometheus' text format (`Metrics`) |
+ *
+ * `/token`, `/token.json`, `/health` and `/refresh` act on the account `default`, or on `?account=NAME`; an
+ * account the daemon does not serve is a 404 `unknown_account` that names it.
  * | anything else | 404, or 405 with `Allow` on a known path |
  *
  * It is written on `node:http` rather than Effect's HttpServer: `GET /token` is the hot path scripts hit, and
@@ -46,17 +51,32 @@ import * as Refresher from "./Refresher.js"
 import * as Wire from "./Wire.js"
 
 /**
- * @since 0.1.0
+ * One account's state and its refresh.
+ *
+ * @since 0.3.0
  * @category models
  */
-export interface Handlers {
+export interface AccountHandlers {
   readonly snapshot: () => Snapshot
-  readonly now: () => number
   /** Refresh now; resolves to the fresh snapshot or the error. */
   readonly refresh: () => Promise<
     | { readonly ok: true; readonly outcome: Wire.RefreshReply["outcome"] }
     | { readonly ok: false; readonly error: RefreshError }
   >
+}
+
+/**
+ * The account `default`'s handlers, and the others by name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Handlers extends AccountHandlers {
+  readonly now: () => number
+  /** Another account's handlers by name; `undefined` for one not served. Only `default` without it. */
+  readonly account?: ((name: string) => AccountHandlers | undefined) | undefined
+  /** Every account with its snapshot, for `/accounts`; only `default` without it. */
+  readonly accounts?: (() => ReadonlyArray<{ readonly name: string; readonly snapshot: Snapshot }>) | undefined
   /** The Prometheus text (`Metrics.render`); without it there is no /metrics. */
   readonly metrics?: (() => string) | undefined
 }
@@ -86,7 +106,7 @@ const TEXT_TYPE = { "content-type": "text/plain; charset=utf-8", "cache-control"
 const sendJson = (
   res: Http.ServerResponse,
   status: number,
-  body: Wire.TokenJson | Wire.Health | Wire.RefreshReply | Wire.ErrorReply,
+  body: Wire.TokenJson | Wire.Health | Wire.RefreshReply | Wire.ErrorReply | Wire.AccountsReply,
   extra: Record<string, string> = {}
 ) => {
   const text = JSON.stringify(body)
@@ -154,8 +174,30 @@ const routes: Record<string, string> = {
   "/token.json": "GET",
   "/health": "GET",
   "/refresh": "POST",
-  "/metrics": "GET"
+  "/metrics": "GET",
+  "/accounts": "GET"
 }
+
+const DEFAULT_ACCOUNT = "default"
+
+/** The account a request names (`?account=NAME`), or `default`. */
+const accountParameter = (url: string, query: number): string => {
+  if (query < 0) return DEFAULT_ACCOUNT
+  const named = new URLSearchParams(url.slice(query + 1)).get("account")
+  return named === null ? DEFAULT_ACCOUNT : named
+}
+
+/** The handlers of the account a request names; `undefined` when the daemon serves no such account. */
+const accountOf = (handlers: Handlers, name: string): AccountHandlers | undefined =>
+  name === DEFAULT_ACCOUNT ? handlers : handlers.account?.(name)
+
+const unknownAccount = (res: Http.ServerResponse, name: string) =>
+  sendJson(res, 404, {
+    version: Wire.version,
+    error: "unknown_account",
+    message: `The daemon serves no account ${JSON.stringify(name.slice(0, 80))}. GET /accounts lists them; ` +
+      `\`strava-auth login --account NAME\` adds one.`
+  })
 
 /**
  * The request handler.
@@ -181,7 +223,13 @@ export const handler = (handlers: Handlers) => {
     const query = url.indexOf("?")
     const path = query >= 0 ? url.slice(0, query) : url
     if (path === "/token" && req.method === "GET") {
-      const snapshot = handlers.snapshot()
+      let account: AccountHandlers | undefined = handlers
+      if (query >= 0) {
+        const name = accountParameter(url, query)
+        account = accountOf(handlers, name)
+        if (account === undefined) return unknownAccount(res, name)
+      }
+      const snapshot = account.snapshot()
       if (Refresher.servable(snapshot, handlers.now())) {
         if (snapshot !== cachedFor) {
           cachedFor = snapshot
@@ -193,17 +241,24 @@ export const handler = (handlers: Handlers) => {
       } else sendJson(res, 503, unavailable(snapshot))
       return
     }
-    other(handlers, req, res, path)
+    other(handlers, req, res, path, url, query)
   }
 }
 
-const other = (handlers: Handlers, req: Http.IncomingMessage, res: Http.ServerResponse, path: string): void => {
+const other = (
+  handlers: Handlers,
+  req: Http.IncomingMessage,
+  res: Http.ServerResponse,
+  path: string,
+  url: string,
+  query: number
+): void => {
   const allowed = routes[path]
   if (allowed === undefined) {
     return sendJson(res, 404, {
       version: Wire.version,
       error: "not_found",
-      message: `No ${path} here. Try /token, /token.json, /health, /metrics or POST /refresh.`
+      message: `No ${path} here. Try /token, /token.json, /health, /accounts, /metrics or POST /refresh.`
     })
   }
   if (req.method !== allowed) {
@@ -221,7 +276,19 @@ const other = (handlers: Handlers, req: Http.IncomingMessage, res: Http.ServerRe
     res.writeHead(200, { "content-type": Metrics.contentType, "content-length": Buffer.byteLength(body) })
     return void res.end(body)
   }
-  const snapshot = handlers.snapshot()
+  if (path === "/accounts") {
+    const all = handlers.accounts?.() ?? [{ name: DEFAULT_ACCOUNT, snapshot: handlers.snapshot() }]
+    const now = handlers.now()
+    const body: Wire.AccountsReply = {
+      version: Wire.version,
+      accounts: all.map(({ name, snapshot }) => ({ account: name, ...health(snapshot, now) }))
+    }
+    return sendJson(res, 200, body)
+  }
+  const name = accountParameter(url, query)
+  const account = accountOf(handlers, name)
+  if (account === undefined) return unknownAccount(res, name)
+  const snapshot = account.snapshot()
   switch (path) {
     case "/token.json":
       return Refresher.servable(snapshot, handlers.now())
@@ -231,8 +298,8 @@ const other = (handlers: Handlers, req: Http.IncomingMessage, res: Http.ServerRe
       return sendJson(res, Refresher.servable(snapshot, handlers.now()) ? 200 : 503, health(snapshot, handlers.now()))
     }
     case "/refresh":
-      handlers.refresh().then((result) => {
-        const after = handlers.snapshot()
+      account.refresh().then((result) => {
+        const after = account.snapshot()
         if (result.ok && Refresher.servable(after, handlers.now())) {
           sendJson(res, 200, {
             ...Refresher.tokenJson(after.tokens),

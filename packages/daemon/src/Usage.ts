@@ -79,7 +79,8 @@ export const flags = {
     kind: "text",
     value: "PATH",
     env: "STRAVA_AUTH_TOKEN_FILE",
-    description: "the token file (default ~/.local/state/strava-auth/token.json)"
+    description: "the default account's token file; the others' are in accounts/ beside it (default " +
+      "~/.local/state/strava-auth/token.json)"
   }),
   socket: flag({
     key: "socket",
@@ -90,6 +91,14 @@ export const flags = {
     description: "the daemon's Unix socket (default $XDG_RUNTIME_DIR/strava-auth/token.sock)"
   }),
   json: flag({ key: "json", name: "json", kind: "boolean", description: "print JSON instead of text" }),
+  account: flag({
+    key: "account",
+    name: "account",
+    kind: "text",
+    value: "NAME",
+    env: "STRAVA_AUTH_ACCOUNT",
+    description: "the account: letters, digits, - and _ (default: default)"
+  }),
   clientId: flag({
     key: "clientId",
     name: "client-id",
@@ -181,9 +190,22 @@ export const commands = {
         fallback: "5m",
         description: "how long to wait for Strava's redirect, up to 24h (default 5m)"
       }),
+      f.account,
+      flag({
+        key: "clientSecretFile",
+        name: "client-secret-file",
+        kind: "text",
+        value: "PATH",
+        description: "the app's Client Secret, in this file; the account remembers it and the client id"
+      }),
       f.tokenFile,
       f.clientId,
       f.stravaUrl
+    ],
+    notes: [
+      "An account other than default has its own token file beside the default one (accounts/NAME.json). " +
+      "With --client-secret-file the account remembers its app (the client id and the file's path, never the " +
+      "secret), and every later command and the daemon use that app for it."
     ]
   },
   daemon: {
@@ -262,12 +284,12 @@ export const commands = {
     description: "From the daemon when one answers; else from the token file, refreshed under its lock when " +
       "within the margin. With --client-id, --refresh-margin or --strava-url it works on the file itself " +
       "with those settings instead of asking the daemon (which has its own).",
-    flags: [f.json, f.tokenFile, f.socket, f.clientId, f.refreshMargin, f.stravaUrl]
+    flags: [f.json, f.account, f.tokenFile, f.socket, f.clientId, f.refreshMargin, f.stravaUrl]
   },
   status: {
     name: "status",
-    summary: "show the athlete, scopes, expiry and the daemon's state",
-    flags: [f.json, f.tokenFile, f.socket]
+    summary: "show the athlete, scopes, expiry and the daemon's state, for every account or one",
+    flags: [f.json, f.account, f.tokenFile, f.socket]
   },
   refresh: {
     name: "refresh",
@@ -294,6 +316,7 @@ export const commands = {
         kind: "boolean",
         description: "with --local: one attempt and one JSON line with the outcome (what the daemon runs)"
       }),
+      f.account,
       f.tokenFile,
       f.socket,
       f.clientId,
@@ -308,7 +331,7 @@ export const commands = {
   revoke: {
     name: "revoke",
     summary: "revoke the grant at Strava and delete the token file",
-    flags: [f.tokenFile, f.clientId, f.stravaUrl]
+    flags: [f.account, f.tokenFile, f.clientId, f.stravaUrl]
   },
   systemdUnit: {
     name: "systemd-unit",
@@ -337,6 +360,7 @@ export const commands = {
         description: "keep the grant here as well (the two copies then race at the next rotation)"
       }),
       flag({ key: "force", name: "force", kind: "boolean", description: "write to a terminal anyway" }),
+      f.account,
       f.tokenFile
     ],
     notes: ["Example: strava-auth dump | ssh other-host strava-auth restore"]
@@ -346,6 +370,7 @@ export const commands = {
     summary: "read a grant from stdin (from strava-auth dump) and write it as the token file",
     flags: [
       flag({ key: "force", name: "force", kind: "boolean", description: "replace a token file already there" }),
+      f.account,
       f.tokenFile
     ]
   },
@@ -364,6 +389,7 @@ export const commands = {
         fallback: "restart",
         description: "on a new token: restart (default), signal:NAME (e.g. signal:HUP), or none"
       }),
+      f.account,
       f.tokenFile,
       f.socket
     ],

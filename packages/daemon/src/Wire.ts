@@ -101,6 +101,23 @@ export const Health = Schema.Struct({
 export type Health = typeof Health.Type
 
 /**
+ * `GET /accounts`: every account the daemon serves, each with its `/health`.
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const AccountsReply = Schema.Struct({
+  version: Version,
+  accounts: Schema.Array(Schema.Struct({ account: Schema.String, ...Health.fields }))
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export type AccountsReply = typeof AccountsReply.Type
+
+/**
  * Every non-200 reply. `needs_login`: log in again; anything else: try again later (`transient`, on
  * `POST /refresh`, says whether the daemon itself will).
  *
@@ -154,3 +171,9 @@ export const decodeRefreshReply = decode(RefreshReply)
  * @category decoding
  */
 export const decodeErrorReply = decode(ErrorReply)
+
+/**
+ * @since 0.3.0
+ * @category decoding
+ */
+export const decodeAccountsReply = decode(AccountsReply)

@@ -10,25 +10,35 @@
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
 
+import * as Accounts from "./Accounts.js"
 import * as FastToken from "./FastToken.js"
 import * as Paths from "./Paths.js"
 import * as SocketTrust from "./SocketTrust.js"
 
 const args = process.argv.slice(2)
 
-/** `token [--json] [--socket PATH | --socket=PATH]`, or undefined for anything the fast path does not take. */
-const fastToken = (): { readonly json: boolean; readonly socket: string | undefined } | undefined => {
+/**
+ * `token [--json] [--socket PATH] [--account NAME]` (or `--flag=value`), or undefined for anything the fast path
+ * does not take (the full path then answers, or says what is wrong).
+ */
+const fastToken = ():
+  | { readonly json: boolean; readonly socket: string | undefined; readonly account: string | undefined }
+  | undefined =>
+{
   if (args[0] !== "token") return undefined
   let json = false
   let socket: string | undefined
+  let account: string | undefined
   for (let i = 1; i < args.length; i++) {
     const arg = args[i]!
     if (arg === "--json") json = true
     else if (arg === "--socket" && i + 1 < args.length) socket = args[++i]
     else if (arg.startsWith("--socket=")) socket = arg.slice("--socket=".length)
+    else if (arg === "--account" && i + 1 < args.length) account = args[++i]
+    else if (arg.startsWith("--account=")) account = arg.slice("--account=".length)
     else return undefined
   }
-  return { json, socket }
+  return { json, socket, account }
 }
 
 /**
@@ -44,7 +54,10 @@ const env = (name: string): string | undefined => {
 }
 
 const fast = fastToken()
-if (fast === undefined) {
+// The account (`--account`, else `STRAVA_AUTH_ACCOUNT`), as `Accounts` lays them out; a malformed name is the
+// full path's to refuse.
+const account = fast === undefined ? undefined : fast.account ?? env("STRAVA_AUTH_ACCOUNT") ?? Accounts.defaultName
+if (fast === undefined || account === undefined || Accounts.problem(account, "--account") !== undefined) {
   void full()
 } else {
   const socketPath = fast.socket ?? env("STRAVA_AUTH_SOCKET") ?? Paths.defaultSocket(Paths.current())
@@ -55,13 +68,19 @@ if (fast === undefined) {
     process.stderr.write(`strava-auth: ${refusal}\n`)
     process.exitCode = 78 // configuration (DaemonError.ExitCode)
   } else {
-    FastToken.ask(socketPath, "/token.json", (reply) => {
+    const path = account === Accounts.defaultName
+      ? "/token.json"
+      : `/token.json?account=${encodeURIComponent(account)}`
+    FastToken.ask(socketPath, path, (reply) => {
       if (reply._tag === "Reply") return answer(reply.status, reply.body, fast.json)
       // No daemon: the token file, when it holds a token with more than the margin left; else the full path
       // (which refreshes it, or says what is wrong).
       const margin = FastToken.marginOf(process.env["STRAVA_AUTH_REFRESH_MARGIN"])
       if (reply._tag === "Absent" && !fast.json && margin !== undefined) {
-        const file = env("STRAVA_AUTH_TOKEN_FILE") ?? Paths.defaultTokenFile(Paths.current())
+        const file = Accounts.tokenFileOf(
+          env("STRAVA_AUTH_TOKEN_FILE") ?? Paths.defaultTokenFile(Paths.current()),
+          account
+        )
         const verdict = FastToken.fileVerdict(file, margin, Date.now())
         if (verdict._tag === "Answer") return void process.stdout.write(`${verdict.token}\n`)
       }

@@ -31,10 +31,11 @@ import {
 
 /** The (command, flag) pairs each test below observes, by test. */
 const observed = {
-  status: ["--json", "--token-file", "--socket"],
-  token: ["--json", "--token-file", "--socket", "--client-id", "--refresh-margin", "--strava-url"],
+  status: ["--json", "--account", "--token-file", "--socket"], // --account (every command): in Accounts.test.ts
+  token: ["--json", "--account", "--token-file", "--socket", "--client-id", "--refresh-margin", "--strava-url"],
   refresh: [
     "--json",
+    "--account",
     "--local",
     "--if-due",
     "--report",
@@ -44,8 +45,10 @@ const observed = {
     "--refresh-margin",
     "--strava-url"
   ],
-  revoke: ["--token-file", "--client-id", "--strava-url"],
+  revoke: ["--account", "--token-file", "--client-id", "--strava-url"],
   login: [
+    "--account",
+    "--client-secret-file", // in Accounts.test.ts
     "--scope",
     "--port",
     "--no-browser",
@@ -70,9 +73,9 @@ const observed = {
     "--refresh-margin",
     "--strava-url"
   ],
-  exec: ["--on-change", "--token-file", "--socket"], // --on-change: restart, signal and none in Exec.test.ts
-  dump: ["--copy", "--force", "--token-file"], // each in Dump.test.ts
-  restore: ["--force", "--token-file"], // each in Dump.test.ts
+  exec: ["--on-change", "--account", "--token-file", "--socket"], // --on-change: restart, signal and none in Exec.test.ts
+  dump: ["--copy", "--force", "--account", "--token-file"], // each in Dump.test.ts
+  restore: ["--force", "--account", "--token-file"], // each in Dump.test.ts
   "systemd-unit": ["--user", "--system"],
   "webhook create": ["--callback-url", "--verify-token-file", "--client-id", "--api-url"],
   "webhook view": ["--json", "--client-id", "--api-url"],

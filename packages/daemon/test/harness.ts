@@ -200,11 +200,17 @@ export const visitStart = async (start: string) => {
 export const decide = async (
   server: MockServer.MockServerShape,
   authorizeUrl: string,
-  decision: { readonly approve?: boolean; readonly grant?: ReadonlyArray<string> } = {}
+  decision: {
+    readonly approve?: boolean
+    readonly grant?: ReadonlyArray<string>
+    /** The athlete who signs in on the page (the mock's first by default). */
+    readonly athleteId?: number
+  } = {}
 ) => {
   const query = new URL(authorizeUrl).searchParams
   const form = new URLSearchParams(query)
   form.set("decision", decision.approve === false ? "cancel" : "authorize")
+  if (decision.athleteId !== undefined) form.set("athlete_id", String(decision.athleteId))
   for (const scope of decision.grant ?? (query.get("scope") ?? "").split(",")) form.append("grant", scope)
   const accepted = await fetch(`${server.url}/oauth/accept`, { method: "POST", body: form, redirect: "manual" })
   return accepted.headers.get("location")!
@@ -234,6 +240,7 @@ export const login = (
     readonly approve?: boolean
     readonly grant?: ReadonlyArray<string>
     readonly args?: ReadonlyArray<string>
+    readonly athleteId?: number
   } = {}
 ) =>
   Effect.promise(async () => {

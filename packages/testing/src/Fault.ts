@@ -57,6 +57,8 @@ export interface Plan {
   readonly endpoint: Endpoint | "*"
   readonly fault: Fault | ReadonlyArray<Fault>
   readonly when: When
+  /** Only the calls of this app (its client id): one app's outage beside another's service. Every app's by default. */
+  readonly clientId?: string | undefined
 }
 
 /**
@@ -100,10 +102,11 @@ export class Faults {
     this.active = []
   }
 
-  /** The fault for this call to `endpoint`, if a plan fires. */
-  take(endpoint: Endpoint): Fault | undefined {
+  /** The fault for this call to `endpoint` (by the app `clientId`, when known), if a plan fires. */
+  take(endpoint: Endpoint, clientId?: string | undefined): Fault | undefined {
     for (const entry of this.active) {
       if (entry.plan.endpoint !== "*" && entry.plan.endpoint !== endpoint) continue
+      if (entry.plan.clientId !== undefined && entry.plan.clientId !== clientId) continue
       if (entry.remaining <= 0) continue
       const when = entry.plan.when
       if ("probability" in when && entry.random() >= when.probability) continue

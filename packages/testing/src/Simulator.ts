@@ -756,12 +756,13 @@ export class Simulator {
   /** Answers one request at `nowMillis`, applying any fault planned for its endpoint. */
   handle(request: Request, nowMillis: number): Outcome {
     const endpoint = endpointOf(request)
-    const fault = this.faults.take(endpoint)
     const form = request.method === "POST" || endpoint === "push_subscriptions" ? parseForm(request) : request.query
+    const clientId = form.get("client_id") ?? basic(request)?.id
+    const fault = this.faults.take(endpoint, clientId)
     const base: Omit<LogEntry, "status" | "outcome" | "at"> = {
       endpoint,
       method: request.method,
-      clientId: form.get("client_id") ?? basic(request)?.id,
+      clientId,
       grantType: endpoint === "token" ? form.get("grant_type") ?? undefined : undefined,
       refreshToken: endpoint === "token" && form.get("grant_type") === "refresh_token"
         ? form.get("refresh_token") ?? undefined
