@@ -77,6 +77,53 @@ describe("hooks", () => {
   )
 
   it.scopedLive(
+    "per account: ON_TOKEN with the account's own token and name; ON_LOGIN_NEEDED names the account's login",
+    () =>
+      Effect.gen(function*() {
+        const { mock, server } = yield* MockServer.make({
+          athletes: [Simulator.defaultAthlete, { ...Simulator.defaultAthlete, id: 2002 }]
+        })
+        const box = sandbox(server)
+        yield* login(box, server)
+        yield* login(box, server, { athleteId: 2002, args: ["--account", "club"] })
+        const clubFile = Path.join(Path.dirname(box.tokenFile), "accounts", "club.json")
+        const onToken = recorder(tempDir("hook-"), "on-token")
+        const onLogin = recorder(tempDir("hook-"), "on-login")
+        yield* daemon({
+          ...box,
+          env: { ...box.env, STRAVA_AUTH_ON_TOKEN: onToken.script, STRAVA_AUTH_ON_LOGIN_NEEDED: onLogin.script }
+        })
+        const runs = yield* eventually(
+          async () => {
+            const all = onToken.runs()
+            return all.length >= 2 ? all : undefined
+          },
+          10_000,
+          "ON_TOKEN for both accounts"
+        )
+        const byAccount = new Map(runs.map((run) => [variable(run, "STRAVA_AUTH_ACCOUNT"), stdinOf(run)]))
+        assert.strictEqual(
+          byAccount.get("default"),
+          `${JSON.parse(Fs.readFileSync(box.tokenFile, "utf8")).access_token}\n`
+        )
+        assert.strictEqual(byAccount.get("club"), `${JSON.parse(Fs.readFileSync(clubFile, "utf8")).access_token}\n`)
+        assert.strictEqual(onLogin.runs().length, 0)
+        // The club's grant revoked at Strava: its next refresh is refused, and its login is asked for by name.
+        const club = JSON.parse(Fs.readFileSync(clubFile, "utf8"))
+        yield* mock.revokeAthlete(2002)
+        yield* Effect.promise(() => socketGet(box.socket, "/refresh?account=club", "POST"))
+        const needed = yield* eventually(async () => onLogin.runs()[0], 10_000, "ON_LOGIN_NEEDED for club")
+        assert.strictEqual(variable(needed, "STRAVA_AUTH_ACCOUNT"), "club")
+        assert.include(variable(needed, "STRAVA_AUTH_LOGIN_COMMAND"), "strava-auth login --account club")
+        assert.notInclude(needed, club.refresh_token)
+        // default is still served.
+        const reply = yield* Effect.promise(() => socketGet(box.socket, "/token"))
+        assert.strictEqual(reply._tag === "Reply" && reply.status, 200)
+      }),
+    30_000
+  )
+
+  it.scopedLive(
     "ON_LOGIN_NEEDED runs at once and every interval until a login, with the command to run",
     () =>
       Effect.gen(function*() {

@@ -8,7 +8,7 @@ import * as Path from "node:path"
 
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { assert, describe, it } from "@effect/vitest"
-import { MockServer } from "@strava-auth/testing"
+import { MockServer, Simulator } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 
@@ -118,46 +118,69 @@ describe.skipIf(python.skip || notify.skip)(`systemd notify${python.note}${notif
     60_000
   )
 
-  it.scopedLive(
-    "a refresh loop wedged (on the token file's lock) stops the watchdog's pings; they resume after",
-    () =>
-      Effect.gen(function*() {
-        const { server } = yield* MockServer.make()
-        const box = sandbox(server)
-        yield* login(box, server)
-        const notifySocket = yield* listener(box.dir)
-        // Another process holds the token file's lock (this one), and the token is due: the loop's refresh waits.
-        const holder = yield* Effect.fork(
-          TokenFile.withLock(box.tokenFile, Effect.never).pipe(Effect.provide(NodeFileSystem.layer))
-        )
-        yield* eventually(async () => Fs.existsSync(`${box.tokenFile}.lock`) || undefined, 5000, "the lock")
-        yield* daemon({
-          ...box,
-          env: {
-            ...box.env,
-            NOTIFY_SOCKET: notifySocket.path,
-            WATCHDOG_USEC: "400000",
-            STRAVA_AUTH_REFRESH_MARGIN: "6h"
+  for (const accounts of [["default"], ["default", "club"]] as const) {
+    const wedged = accounts.at(-1)!
+    it.scopedLive(
+      accounts.length === 1
+        ? "a refresh loop wedged (on the token file's lock) stops the watchdog's pings; they resume after"
+        : "two accounts, one loop wedged (club's, on its lock) while default's turns: no pings; they resume after",
+      () =>
+        Effect.gen(function*() {
+          const { server } = yield* MockServer.make({
+            athletes: [Simulator.defaultAthlete, { ...Simulator.defaultAthlete, id: 2002 }]
+          })
+          const box = sandbox(server)
+          yield* login(box, server)
+          if (wedged === "club") yield* login(box, server, { athleteId: 2002, args: ["--account", "club"] })
+          const wedgedFile = wedged === "club"
+            ? Path.join(Path.dirname(box.tokenFile), "accounts", "club.json")
+            : box.tokenFile
+          const notifySocket = yield* listener(box.dir)
+          // Another process holds the wedged account's lock (this one), and the tokens are due: its loop's refresh
+          // waits (the other account's loop refreshes and goes on turning).
+          const holder = yield* Effect.fork(
+            TokenFile.withLock(wedgedFile, Effect.never).pipe(Effect.provide(NodeFileSystem.layer))
+          )
+          yield* eventually(async () => Fs.existsSync(`${wedgedFile}.lock`) || undefined, 5000, "the lock")
+          yield* daemon({
+            ...box,
+            env: {
+              ...box.env,
+              NOTIFY_SOCKET: notifySocket.path,
+              WATCHDOG_USEC: "400000",
+              STRAVA_AUTH_REFRESH_MARGIN: "6h"
+            }
+          })
+          yield* eventually(async () => has(notifySocket.messages, "READY=1")[0], 10_000, "READY=1")
+          if (wedged === "club") {
+            // default's loop is free: it refreshed, and serves
+            yield* eventually(
+              async () => {
+                const reply = await socketGet(box.socket, "/health")
+                return reply._tag === "Reply" && JSON.parse(reply.body).last_refresh_at !== null ? true : undefined
+              },
+              10_000,
+              "default's refresh"
+            )
           }
-        })
-        yield* eventually(async () => has(notifySocket.messages, "READY=1")[0], 10_000, "READY=1")
-        // Wedged: for two seconds (ten intervals), at most the one ping before the refresh began.
-        const wedgedFrom = Date.now()
-        yield* Effect.sleep("2 seconds")
-        const during = has(notifySocket.messages, "WATCHDOG=1").filter((m) => m.at >= wedgedFrom + 300)
-        assert.strictEqual(during.length, 0, `pings while wedged: ${during.length}`)
-        // The lock is released: the refresh finishes and the pings resume.
-        yield* Fiber.interrupt(holder)
-        const releasedAt = Date.now()
-        yield* eventually(
-          async () =>
-            has(notifySocket.messages, "WATCHDOG=1").filter((m) => m.at >= releasedAt).length >= 2 || undefined,
-          20_000,
-          "pings after the release"
-        )
-      }),
-    60_000
-  )
+          // Wedged: for two seconds (ten intervals), at most the one ping before the refresh began.
+          const wedgedFrom = Date.now()
+          yield* Effect.sleep("2 seconds")
+          const during = has(notifySocket.messages, "WATCHDOG=1").filter((m) => m.at >= wedgedFrom + 300)
+          assert.strictEqual(during.length, 0, `pings while wedged: ${during.length}`)
+          // The lock is released: the refresh finishes and the pings resume.
+          yield* Fiber.interrupt(holder)
+          const releasedAt = Date.now()
+          yield* eventually(
+            async () =>
+              has(notifySocket.messages, "WATCHDOG=1").filter((m) => m.at >= releasedAt).length >= 2 || undefined,
+            20_000,
+            "pings after the release"
+          )
+        }),
+      60_000
+    )
+  }
 
   it.scopedLive("without NOTIFY_SOCKET nothing is sent: systemd-notify is never run", () =>
     Effect.gen(function*() {
