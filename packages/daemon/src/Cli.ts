@@ -106,7 +106,8 @@ const noTokenFile = (local: Settings.Local) =>
   new TokenSource.LoginRequired({
     reason: local.account === Accounts.defaultName
       ? `There is no token file at ${local.tokenFile}.`
-      : `There is no token file at ${local.tokenFile} (the account ${local.account}: add --account ${local.account}).`
+      : `There is no token file at ${local.tokenFile}: the account ${local.account} is not logged in ` +
+        `(strava-auth login --account ${local.account}).`
   })
 
 const tokenLine = (tokens: Token.TokenSet, asJson: boolean) =>
@@ -317,7 +318,8 @@ const tokenCommand = (flags: FlagsOf<"token">) =>
     const reply = own
       ? { _tag: "Down" as const }
       : yield* SocketClient.request(local.socket, "GET", atAccount(local, "/token.json"))
-    if (reply._tag === "Reply") {
+    // A daemon that does not serve the account (yet: a login a moment ago) leaves it to the file.
+    if (reply._tag === "Reply" && !SocketClient.unknownAccount(reply)) {
       const body = reply.status === 200 ? Wire.decodeTokenJson(reply.body) : Option.none()
       if (Option.isNone(body)) return yield* SocketClient.errorOf(reply.status, reply.body)
       return yield* print(flags.json ? reply.body : body.value.access_token)
@@ -332,7 +334,7 @@ const currentToken = (flags: StravaFlags, local: Settings.Local) =>
     const reply = fileOnly(flags)
       ? { _tag: "Down" as const }
       : yield* SocketClient.request(local.socket, "GET", atAccount(local, "/token.json"))
-    if (reply._tag === "Reply") {
+    if (reply._tag === "Reply" && !SocketClient.unknownAccount(reply)) {
       const body = reply.status === 200 ? Wire.decodeTokenJson(reply.body) : Option.none()
       if (Option.isNone(body)) return yield* SocketClient.errorOf(reply.status, reply.body)
       return body.value.access_token

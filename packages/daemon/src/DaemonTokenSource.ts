@@ -40,12 +40,18 @@ const fromReply = (reply: SocketClient.Reply, socketPath: string) => {
 }
 
 /**
- * Asks the daemon's socket.
+ * Asks the daemon's socket, for the account `default` or the one named (`?account=NAME`).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeSocket = (socketPath: string): TokenSource.TokenSourceShape => {
+export const makeSocket = (
+  socketPath: string,
+  options: { readonly account?: string | undefined } = {}
+): TokenSource.TokenSourceShape => {
+  const query = options.account === undefined || options.account === "default"
+    ? ""
+    : `?account=${encodeURIComponent(options.account)}`
   const ask = (method: "GET" | "POST", path: string, timeoutMillis?: number) =>
     Effect.flatMap(
       SocketClient.request(socketPath, method, path, timeoutMillis).pipe(
@@ -57,14 +63,14 @@ export const makeSocket = (socketPath: string): TokenSource.TokenSourceShape => 
       ),
       (reply) => fromReply(reply, socketPath)
     )
-  const get = ask("GET", "/token.json")
+  const get = ask("GET", `/token.json${query}`)
   return {
     get,
     invalidate: (rejected) =>
       Effect.flatMap(get, (current) =>
         Redacted.value(current) !== Redacted.value(rejected)
           ? Effect.succeed(current)
-          : ask("POST", "/refresh", 30_000))
+          : ask("POST", `/refresh${query}`, 30_000))
   }
 }
 
@@ -72,8 +78,10 @@ export const makeSocket = (socketPath: string): TokenSource.TokenSourceShape => 
  * @since 0.1.0
  * @category layers
  */
-export const layerSocket = (socketPath: string): Layer.Layer<TokenSource.TokenSource> =>
-  Layer.succeed(TokenSource.TokenSource, makeSocket(socketPath))
+export const layerSocket = (
+  socketPath: string,
+  options: { readonly account?: string | undefined } = {}
+): Layer.Layer<TokenSource.TokenSource> => Layer.succeed(TokenSource.TokenSource, makeSocket(socketPath, options))
 
 /**
  * Reads the daemon's token file.

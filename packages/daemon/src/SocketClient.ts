@@ -76,7 +76,18 @@ export const errorOf = (status: number, body: string): TokenSource.LoginRequired
     onNone: () => `the daemon answered ${status}.`,
     onSome: (reply) => reply.message
   })
-  return Option.isSome(parsed) && parsed.value.error === "needs_login"
+  // an account the daemon does not serve has never logged in (or was revoked): a login is what it needs
+  return Option.isSome(parsed) && (parsed.value.error === "needs_login" || parsed.value.error === "unknown_account")
     ? new TokenSource.LoginRequired({ reason: message })
     : new TokenSource.TokenUnavailable({ reason: message })
 }
+
+/**
+ * Whether a reply says the daemon serves no such account (it may not have picked up a login made a moment ago).
+ *
+ * @since 0.3.0
+ * @category decoding
+ */
+export const unknownAccount = (reply: Reply): boolean =>
+  reply._tag === "Reply" && reply.status === 404 &&
+  Option.exists(Wire.decodeErrorReply(reply.body), (e) => e.error === "unknown_account")

@@ -72,11 +72,12 @@ if (fast === undefined || account === undefined || Accounts.problem(account, "--
       ? "/token.json"
       : `/token.json?account=${encodeURIComponent(account)}`
     FastToken.ask(socketPath, path, (reply) => {
-      if (reply._tag === "Reply") return answer(reply.status, reply.body, fast.json)
+      // 404: the daemon does not serve this account (yet); its file is the answer, as with no daemon
+      if (reply._tag === "Reply" && reply.status !== 404) return answer(reply.status, reply.body, fast.json)
       // No daemon: the token file, when it holds a token with more than the margin left; else the full path
       // (which refreshes it, or says what is wrong).
       const margin = FastToken.marginOf(process.env["STRAVA_AUTH_REFRESH_MARGIN"])
-      if (reply._tag === "Absent" && !fast.json && margin !== undefined) {
+      if (reply._tag !== "Failed" && !fast.json && margin !== undefined) {
         const file = Accounts.tokenFileOf(
           env("STRAVA_AUTH_TOKEN_FILE") ?? Paths.defaultTokenFile(Paths.current()),
           account

@@ -7,9 +7,11 @@ import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { MockServer, Simulator } from "@strava-auth/testing"
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 // @ts-expect-error: the parser ships no types
 import parsePrometheusTextFormat from "parse-prometheus-text-format"
 
+import * as DaemonTokenSource from "../src/DaemonTokenSource.js"
 import * as Wire from "../src/Wire.js"
 import { daemon, eventually, login, run, sandbox, socketGet } from "./harness.js"
 import { killHelpersAtEnd } from "./processes.js"
@@ -123,6 +125,16 @@ describe("accounts", () => {
         const fromVariable = yield* run(["token"], { ...box.env, STRAVA_AUTH_ACCOUNT: "club" })
         assert.strictEqual(fromVariable.stdout.trim(), accessTokenOf(clubFile))
         assert.strictEqual((yield* run(["token"], box.env)).stdout.trim(), accessTokenOf(box.tokenFile))
+        // An account the daemon does not serve (yet: a login a moment ago) is looked for in its file.
+        const nobody = yield* run(["token", "--account", "nobody"], box.env)
+        assert.strictEqual(nobody.code, 77)
+        assert.include(nobody.stderr, "accounts/nobody.json: the account nobody is not logged in")
+        // An app's socket source, for one account.
+        const source = DaemonTokenSource.makeSocket(box.socket, { account: "club" })
+        assert.strictEqual(Redacted.value(yield* source.get), accessTokenOf(clubFile))
+        const unknown = yield* Effect.flip(DaemonTokenSource.makeSocket(box.socket, { account: "nobody" }).get)
+        assert.strictEqual(unknown._tag, "LoginRequired")
+        assert.include(unknown.message, "\"nobody\"")
         // Without a daemon, from the account's file (the fast path and the full one).
         const fileOnly = yield* run(["token", "--account", "club", "--token-file", box.tokenFile], box.env)
         assert.strictEqual(fileOnly.stdout.trim(), accessTokenOf(clubFile))
