@@ -31,7 +31,8 @@ import * as Path from "node:path"
  */
 export const defaultName = "default"
 
-const namePattern = /^[A-Za-z0-9_-]{1,64}$/
+// Not starting with `-`: a name must never read as a flag (`--account -x` in a helper's argv)
+const namePattern = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$/
 
 /**
  * What is wrong with a name, or `undefined` when it is one.
@@ -42,9 +43,8 @@ const namePattern = /^[A-Za-z0-9_-]{1,64}$/
 export const problem = (name: string, source: string): string | undefined =>
   namePattern.test(name)
     ? undefined
-    : `${source} takes an account name of letters, digits, - and _ (at most 64 characters); got ${
-      JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}...` : name)
-    }.`
+    : `${source} takes an account name of letters, digits, - and _, not starting with - (at most 64 ` +
+      `characters); got ${JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}...` : name)}.`
 
 /**
  * The directory of the accounts other than `default`.
@@ -73,16 +73,18 @@ export const settingsFileOf = (defaultTokenFile: string, name: string): string =
   Path.join(directoryOf(defaultTokenFile), `${name}.settings.json`)
 
 /**
- * The accounts there are: `default` first, then the others by name.
+ * The accounts there are: `default` first, then the others by name; `undefined` when the directory cannot be
+ * read now (anything but its absence), so a caller keeps what it knew rather than dropping every account.
  *
  * @since 0.3.0
  * @category reading
  */
-export const list = (defaultTokenFile: string): ReadonlyArray<string> => {
+export const list = (defaultTokenFile: string): ReadonlyArray<string> | undefined => {
   let names: Array<string>
   try {
     names = Fs.readdirSync(directoryOf(defaultTokenFile))
-  } catch {
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") return undefined
     names = []
   }
   const found = new Set<string>()
@@ -103,4 +105,5 @@ export const list = (defaultTokenFile: string): ReadonlyArray<string> => {
  * @since 0.3.0
  * @category reading
  */
-export const exists = (defaultTokenFile: string, name: string): boolean => list(defaultTokenFile).includes(name)
+export const exists = (defaultTokenFile: string, name: string): boolean =>
+  list(defaultTokenFile)?.includes(name) ?? false

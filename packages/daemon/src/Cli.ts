@@ -294,7 +294,7 @@ const daemonCommand = (daemonFlags: FlagsOf<"daemon">) =>
       const executor = (account: { readonly name: string; readonly tokenFile: string }) =>
         Helper.executor({
           tokenFile: local.defaultTokenFile,
-          flags: ["--account", account.name],
+          flags: [`--account=${account.name}`],
           env: { ...passOn("STRAVA_CLIENT_ID", flags.clientId), ...passOn("STRAVA_BASE_URL", flags.stravaUrl) }
         }).pipe(Effect.provideServiceEffect(GrantStore.GrantStore, TokenFile.makeFileStore(account.tokenFile)))
       yield* Daemon.run(local, { reload, executor, metricsListen, hooks, socketGroup }).pipe(
@@ -592,7 +592,7 @@ const statusCommand = (flags: FlagsOf<"status">) =>
     const local = yield* Settings.local(flagsOf(flags))
     // One account when one is named (--account, STRAVA_AUTH_ACCOUNT); else every account there is.
     const named = Option.isSome(yield* Settings.pick(flags.account, "STRAVA_AUTH_ACCOUNT").pipe(Effect.orDie))
-    const names = named ? [local.account] : Accounts.list(local.defaultTokenFile)
+    const names = named ? [local.account] : Accounts.list(local.defaultTokenFile) ?? [local.account]
     // A token file named without a socket: the default socket's daemon serves another file; not asked.
     const asked = !fileOnly(flags)
     const shown = yield* Effect.forEach(names, (account) =>
@@ -690,7 +690,10 @@ const refreshCommand = (flags: FlagsOf<"refresh">) =>
     )
     const viaDaemon = Effect.gen(function*() {
       const reply = yield* SocketClient.request(local.socket, "POST", atAccount(local, "/refresh"), 25_000)
-      if (reply._tag === "Down") return Option.none<{ readonly body: string; readonly reply: Wire.RefreshReply }>()
+      // no daemon, or one that does not serve the account (yet): this process refreshes the file
+      if (reply._tag === "Down" || SocketClient.unknownAccount(reply)) {
+        return Option.none<{ readonly body: string; readonly reply: Wire.RefreshReply }>()
+      }
       const refreshed = reply.status === 200 ? Wire.decodeRefreshReply(reply.body) : Option.none()
       if (Option.isSome(refreshed)) return Option.some({ body: reply.body, reply: refreshed.value })
       const error = Wire.decodeErrorReply(reply.body)
@@ -729,7 +732,13 @@ const revokeCommand = (flags: FlagsOf<"revoke">) =>
   failures(Effect.gen(function*() {
     const local = yield* Settings.local(flagsOf(flags))
     const current = yield* TokenFile.read(local.tokenFile)
-    if (Option.isNone(current)) return yield* say(`No token file at ${local.tokenFile}; nothing to revoke.`)
+    if (Option.isNone(current)) {
+      // an account left with only its settings (after a dump, or a login that failed) is removed all the same
+      if (local.account !== Accounts.defaultName) {
+        yield* Settings.removeAccountSettings(local.defaultTokenFile, local.account)
+      }
+      return yield* say(`No token file at ${local.tokenFile}; nothing to revoke.`)
+    }
     const tokens = current.value
     yield* Effect.gen(function*() {
       const oauth = yield* StravaOAuth.StravaOAuth
@@ -739,12 +748,13 @@ const revokeCommand = (flags: FlagsOf<"revoke">) =>
         Effect.catchIf(
           (e) => e._tag === "UnexpectedResponse" && e.reason === "Status",
           (e) =>
-            Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              now < StravaOAuth.deauthorizeRetiredAt ? oauth.deauthorize(tokens.accessToken) : Effect.fail(e))
+            Effect.flatMap(
+              Clock.currentTimeMillis,
+              (now) => now < StravaOAuth.deauthorizeRetiredAt ? oauth.deauthorize(tokens.accessToken) : Effect.fail(e)
+            )
         ),
         // Already revoked at Strava is what we want.
-        Effect.catchIf((e) =>
-          e._tag === "InvalidGrant" || e._tag === "Unauthorized", () => Effect.void)
+        Effect.catchIf((e) => e._tag === "InvalidGrant" || e._tag === "Unauthorized", () => Effect.void)
       )
     }).pipe(Effect.provide(oauthLayer(flags)))
     yield* TokenFile.withLock(local.tokenFile, TokenFile.remove(local.tokenFile))

@@ -59,7 +59,7 @@ export interface Account {
  * @category messages
  */
 export const loginCommandOf = (defaultTokenFile: string, account: string): string =>
-  `strava-auth login${account === Accounts.defaultName ? "" : ` --account ${account}`} --token-file '${
+  `strava-auth login${account === Accounts.defaultName ? "" : ` --account=${account}`} --token-file '${
     defaultTokenFile.replace(/'/g, "'\\''")
   }'`
 
@@ -133,10 +133,11 @@ export const run = (
       undefined
     )
 
-    const start = (name: string) =>
+    const start = (name: string, atStart: boolean) =>
       Effect.gen(function*() {
         const tokenFile = Accounts.tokenFileOf(defaultTokenFile, name)
-        yield* TokenFile.removeTemporaries(tokenFile)
+        // only before any refresher runs: later, a temporary may be a live refresher's reserved write
+        if (atStart) yield* TokenFile.removeTemporaries(tokenFile)
         const refresher = yield* Refresher.make({
           tokenFile,
           margin: settings.margin,
@@ -157,17 +158,22 @@ export const run = (
 
     // The accounts on disk now: new ones start, gone ones stop (never `default`), and every loop re-reads its file.
     const lock = yield* Effect.makeSemaphore(1)
+    let started = false
     const relist = lock.withPermits(1)(Effect.gen(function*() {
       const names = Accounts.list(defaultTokenFile)
+      if (names === undefined) {
+        return yield* Effect.logWarning("cannot read the accounts directory; keeping the accounts")
+      }
       for (const name of names) {
         if (accounts.has(name)) continue
-        yield* start(name)
+        yield* start(name, !started)
         yield* Effect.logInfo("account added").pipe(Effect.annotateLogs({ account: name }))
       }
       for (const [name, account] of accounts) {
         if (names.includes(name)) continue
         accounts.delete(name)
-        yield* Fiber.interrupt(account.fiber)
+        // not awaited: a refresh in flight finishes its write first, and nothing else waits for it
+        yield* Fiber.interruptFork(account.fiber)
         yield* Effect.logInfo("account removed (its token file and settings are gone)").pipe(
           Effect.annotateLogs({ account: name })
         )
@@ -175,8 +181,9 @@ export const run = (
       for (const account of accounts.values()) yield* account.refresher.wake
     }))
 
-    const first = yield* start(Accounts.defaultName)
+    const first = yield* start(Accounts.defaultName, true)
     yield* relist
+    started = true
     const changed = () => Runtime.runFork(runtime)(relist)
 
     const refreshOf = (refresher: Refresher.Refresher) => () =>

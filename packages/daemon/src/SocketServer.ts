@@ -9,10 +9,10 @@
  * | `POST /refresh` | refresh now (single flight), then like `/token.json` |
  * | `GET /accounts` | `{version, accounts: [{account, ...health}]}`, every account the daemon serves |
  * | `GET /metrics` | Prometheus' text format (`Metrics`) |
+ * | anything else | 404, or 405 with `Allow` on a known path |
  *
  * `/token`, `/token.json`, `/health` and `/refresh` act on the account `default`, or on `?account=NAME`; an
  * account the daemon does not serve is a 404 `unknown_account` that names it.
- * | anything else | 404, or 405 with `Allow` on a known path |
  *
  * It is written on `node:http` rather than Effect's HttpServer: `GET /token` is the hot path scripts hit, and
  * it does no more than read the refresher's current snapshot and write it (see docs/BENCHMARKS.md). Effect

@@ -206,37 +206,32 @@ describe("accounts", () => {
           fault: { _tag: "Hang" },
           when: { times: 1 }
         })
-        // Both due at once.
-        yield* daemon({ ...box, env: { ...box.env, STRAVA_AUTH_REFRESH_MARGIN: "6h" } })
-        const [first, club] = yield* eventually(
-          async () => {
-            const accounts = await Effect.runPromise(accountsOf(box.socket))
-            const byName = new Map(accounts.map((a) => [a.account, a]))
-            const d = byName.get("default")
-            const c = byName.get("club")
-            return d !== undefined && d.last_refresh_at !== null && d.status === "ok" && c !== undefined
-              ? [d, c] as const
-              : undefined
-          },
-          15_000,
-          "the default account's refresh"
+        yield* daemon(box)
+        // The club's refresh asked for, and hanging at Strava (not awaited: it answers after the helper's timeout).
+        const clubRefresh = Effect.runPromise(
+          Effect.promise(() => socketGet(box.socket, "/refresh?account=club", "POST"))
         )
-        // The default account refreshed while the club's call still hangs.
-        assert.strictEqual(club.status, "refreshing")
-        assert.isNull(club.last_refresh_at)
-        assert.isNotNull(first.last_refresh_at)
-        const hanging = (yield* mock.log).filter((e) => e.clientId === clubApp.clientId && e.endpoint === "token")
-        assert.deepStrictEqual(hanging.map((e) => e.status).slice(-1), ["hang"])
-        // The club's account gets through on the next attempt.
         yield* eventually(
           async () => {
-            const accounts = await Effect.runPromise(accountsOf(box.socket))
-            const c = accounts.find((a) => a.account === "club")
-            return c?.status === "ok" && c.last_refresh_at !== null ? true : undefined
+            const log = await Effect.runPromise(mock.log)
+            return log.some((e) => e.clientId === clubApp.clientId && e.status === "hang") ? true : undefined
           },
-          40_000,
-          "the club's refresh after the hang"
+          15_000,
+          "the club's call to hang"
         )
+        // Meanwhile the default account refreshes at Strava: its answer comes while the club's call still hangs
+        // (were the two refreshes serialized, it would come after the club's timeout, the club then retrying).
+        const refreshed = yield* Effect.promise(() => socketGet(box.socket, "/refresh", "POST"))
+        assert.strictEqual(refreshed._tag === "Reply" && refreshed.status, 200)
+        assert.strictEqual(refreshed._tag === "Reply" && JSON.parse(refreshed.body).outcome, "same")
+        const club = (yield* accountsOf(box.socket)).find((a) => a.account === "club")
+        assert.strictEqual(club?.status, "refreshing")
+        const fromDefault = (yield* mock.log).filter((e) =>
+          e.clientId === Simulator.defaultApp.clientId && e.grantType === "refresh_token"
+        )
+        assert.deepStrictEqual(fromDefault.map((e) => e.status), [200])
+        yield* Effect.promise(() => clubRefresh)
+        // The club's token is still served (valid for hours) once its call has given up.
         const reply = yield* Effect.promise(() => socketGet(box.socket, "/token?account=club"))
         assert.strictEqual(reply._tag === "Reply" && reply.body, accessTokenOf(clubFile))
       }),
@@ -252,6 +247,10 @@ describe("accounts", () => {
         assert.strictEqual((yield* login(box, server)).result.code, 0)
         assert.strictEqual((yield* loginClub(box, server, secretFile)).result.code, 0)
         const clubToken = accessTokenOf(clubFile)
+        // No daemon: token's fast path reads the account's own file (not the default one).
+        const fast = yield* run(["token", "--account", "club"], box.env)
+        assert.strictEqual(fast.stdout.trim(), clubToken, fast.stderr)
+        assert.notStrictEqual(clubToken, accessTokenOf(box.tokenFile))
 
         // exec: the command runs with the account's token and name; its status is exec's.
         const out = Path.join(box.dir, "exec-out")

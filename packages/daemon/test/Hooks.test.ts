@@ -114,7 +114,7 @@ describe("hooks", () => {
         yield* Effect.promise(() => socketGet(box.socket, "/refresh?account=club", "POST"))
         const needed = yield* eventually(async () => onLogin.runs()[0], 10_000, "ON_LOGIN_NEEDED for club")
         assert.strictEqual(variable(needed, "STRAVA_AUTH_ACCOUNT"), "club")
-        assert.include(variable(needed, "STRAVA_AUTH_LOGIN_COMMAND"), "strava-auth login --account club")
+        assert.include(variable(needed, "STRAVA_AUTH_LOGIN_COMMAND"), "strava-auth login --account=club")
         assert.notInclude(needed, club.refresh_token)
         // default is still served.
         const reply = yield* Effect.promise(() => socketGet(box.socket, "/token"))
