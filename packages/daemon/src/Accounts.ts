@@ -100,10 +100,19 @@ export const list = (defaultTokenFile: string): ReadonlyArray<string> | undefine
 }
 
 /**
- * Whether an account exists (`default` always does).
+ * The command that logs an account in (`--account=NAME`, which no name can turn into another flag).
  *
  * @since 0.3.0
- * @category reading
+ * @category messages
  */
-export const exists = (defaultTokenFile: string, name: string): boolean =>
-  list(defaultTokenFile)?.includes(name) ?? false
+export const loginCommand = (name: string): string =>
+  name === defaultName ? "strava-auth login" : `strava-auth login --account=${name}`
+
+/**
+ * A socket path for an account: `?account=NAME` for any account but `default`.
+ *
+ * @since 0.3.0
+ * @category paths
+ */
+export const socketPath = (path: string, name: string): string =>
+  name === defaultName ? path : `${path}?account=${encodeURIComponent(name)}`

@@ -85,13 +85,15 @@ const stderrLogger = Logger.withConsoleError(Logger.logfmtLogger)
 const print = (line: string) => Console.log(line)
 const say = (line: string) => Console.error(line)
 
+/** The HTTP client and the OAuth service over a resolved config. */
+const oauthLayerOf = (config: StravaConfig.StravaConfigShape) =>
+  StravaOAuth.layer.pipe(
+    Layer.provide(Layer.succeed(StravaConfig.StravaConfig, config)),
+    Layer.provide(Network.layer)
+  )
+
 /** The HTTP client and the OAuth service, for the commands that talk to Strava. */
-const oauthLayer = (flags: StravaFlags) =>
-  Layer.unwrapEffect(Effect.map(Settings.strava(flagsOf(flags)), (config) =>
-    StravaOAuth.layer.pipe(
-      Layer.provide(Layer.succeed(StravaConfig.StravaConfig, config)),
-      Layer.provide(Network.layer)
-    )))
+const oauthLayer = (flags: StravaFlags) => Layer.unwrapEffect(Effect.map(Settings.strava(flagsOf(flags)), oauthLayerOf))
 
 /**
  * `--token-file` given without `--socket`: the command is about that file, not whatever file the default
@@ -107,7 +109,7 @@ const noTokenFile = (local: Settings.Local) =>
     reason: local.account === Accounts.defaultName
       ? `There is no token file at ${local.tokenFile}.`
       : `There is no token file at ${local.tokenFile}: the account ${local.account} is not logged in ` +
-        `(strava-auth login --account ${local.account}).`
+        `(${Accounts.loginCommand(local.account)}).`
   })
 
 const tokenLine = (tokens: Token.TokenSet, asJson: boolean) =>
@@ -180,6 +182,7 @@ const loginCommand = (flags: FlagsOf<"login">) =>
         detail: `--timeout takes a duration up to 24h such as 5m or 90s; got "${flags.timeout}".`
       })
     }
+    const config = yield* Settings.strava(flagsOf(flags))
     yield* Login.run({
       tokenFile: local.tokenFile,
       scopes,
@@ -190,11 +193,10 @@ const loginCommand = (flags: FlagsOf<"login">) =>
       timeout: timeout.value,
       say: (line) => process.stderr.write(`${line}\n`),
       print: (line) => process.stdout.write(`${line}\n`)
-    }).pipe(Effect.provide(oauthLayer(flags)))
+    }).pipe(Effect.provide(oauthLayerOf(config)))
     // The account remembers its own app (the id and the secret file's path, never the secret), so every later
     // command and the daemon refresh it with that app.
     if (Option.isSome(flags.clientSecretFile)) {
-      const config = yield* Settings.strava(flagsOf(flags))
       const clientSecretFile = Path.resolve(flags.clientSecretFile.value)
       yield* Settings.writeAccountSettings(local.defaultTokenFile, local.account, {
         clientId: config.clientId,
@@ -317,7 +319,7 @@ const tokenCommand = (flags: FlagsOf<"token">) =>
       Option.isSome(flags.stravaUrl) || fileOnly(flags)
     const reply = own
       ? { _tag: "Down" as const }
-      : yield* SocketClient.request(local.socket, "GET", atAccount(local, "/token.json"))
+      : yield* SocketClient.request(local.socket, "GET", Accounts.socketPath("/token.json", local.account))
     // A daemon that does not serve the account (yet: a login a moment ago) leaves it to the file.
     if (reply._tag === "Reply" && !SocketClient.unknownAccount(reply)) {
       const body = reply.status === 200 ? Wire.decodeTokenJson(reply.body) : Option.none()
@@ -333,7 +335,7 @@ const currentToken = (flags: StravaFlags, local: Settings.Local) =>
   Effect.gen(function*() {
     const reply = fileOnly(flags)
       ? { _tag: "Down" as const }
-      : yield* SocketClient.request(local.socket, "GET", atAccount(local, "/token.json"))
+      : yield* SocketClient.request(local.socket, "GET", Accounts.socketPath("/token.json", local.account))
     if (reply._tag === "Reply" && !SocketClient.unknownAccount(reply)) {
       const body = reply.status === 200 ? Wire.decodeTokenJson(reply.body) : Option.none()
       if (Option.isNone(body)) return yield* SocketClient.errorOf(reply.status, reply.body)
@@ -514,16 +516,12 @@ const execCommand = (flags: FlagsOf<"exec"> & { readonly command?: ReadonlyArray
     }))
   }))
 
-/** The socket path for `local`'s account: `?account=NAME` for any account but `default`. */
-const atAccount = (local: Settings.Local, path: string) =>
-  local.account === Accounts.defaultName ? path : `${path}?account=${encodeURIComponent(local.account)}`
-
 /** One account's part of `status`: the file, and what the daemon says of it. */
 const statusOf = (local: Settings.Local, asked: boolean) =>
   Effect.gen(function*() {
     const file = yield* Effect.either(TokenFile.read(local.tokenFile))
     const reply = asked
-      ? yield* SocketClient.request(local.socket, "GET", atAccount(local, "/health"))
+      ? yield* SocketClient.request(local.socket, "GET", Accounts.socketPath("/health", local.account))
       : { _tag: "Down" as const, reason: "not asked" }
     const health = reply._tag === "Reply" ? Option.getOrUndefined(Wire.decodeHealth(reply.body)) : undefined
     const now = yield* Clock.currentTimeMillis
@@ -598,18 +596,11 @@ const statusCommand = (flags: FlagsOf<"status">) =>
     const shown = yield* Effect.forEach(names, (account) =>
       statusOf({ ...local, account, tokenFile: Accounts.tokenFileOf(local.defaultTokenFile, account) }, asked))
     // The first account's fields at the top (a script that reads one account keeps working), and every account.
-    if (flags.json) {
-      yield* print(JSON.stringify(
-        {
-          ...shown[0]!.report,
-          accounts: shown.map((s) =>
-            s.report
-          )
-        },
-        null,
-        2
-      ))
-    } else yield* print(shown.map((s) => s.text).join("\n\n"))
+    const reports = shown.map((s) =>
+      s.report
+    )
+    if (flags.json) yield* print(JSON.stringify({ ...reports[0]!, accounts: reports }, null, 2))
+    else yield* print(shown.map((s) => s.text).join("\n\n"))
     const failed = shown.find((s) => Option.isSome(s.verdict))
     if (failed !== undefined && Option.isSome(failed.verdict)) return yield* Effect.fail(failed.verdict.value)
   }))
@@ -689,7 +680,12 @@ const refreshCommand = (flags: FlagsOf<"refresh">) =>
       (config) => Option.match(config, { onNone: () => "Strava", onSome: (c) => `POST ${c.baseUrl}/oauth/token` })
     )
     const viaDaemon = Effect.gen(function*() {
-      const reply = yield* SocketClient.request(local.socket, "POST", atAccount(local, "/refresh"), 25_000)
+      const reply = yield* SocketClient.request(
+        local.socket,
+        "POST",
+        Accounts.socketPath("/refresh", local.account),
+        25_000
+      )
       // no daemon, or one that does not serve the account (yet): this process refreshes the file
       if (reply._tag === "Down" || SocketClient.unknownAccount(reply)) {
         return Option.none<{ readonly body: string; readonly reply: Wire.RefreshReply }>()
@@ -763,7 +759,7 @@ const revokeCommand = (flags: FlagsOf<"revoke">) =>
       yield* Settings.removeAccountSettings(local.defaultTokenFile, local.account)
       return yield* say(
         `Revoked at Strava and deleted the account ${local.account} (${local.tokenFile}). ` +
-          `\`strava-auth login --account ${local.account}\` adds it again.`
+          `\`${Accounts.loginCommand(local.account)}\` adds it again.`
       )
     }
     yield* say(`Revoked at Strava and deleted ${local.tokenFile}. Run \`strava-auth login\` to log in again.`)

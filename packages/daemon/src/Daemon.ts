@@ -48,7 +48,6 @@ import * as TokenFile from "./TokenFile.js"
  */
 export interface Account {
   readonly name: string
-  readonly tokenFile: string
   readonly refresher: Refresher.Refresher
 }
 
@@ -59,9 +58,7 @@ export interface Account {
  * @category messages
  */
 export const loginCommandOf = (defaultTokenFile: string, account: string): string =>
-  `strava-auth login${account === Accounts.defaultName ? "" : ` --account=${account}`} --token-file '${
-    defaultTokenFile.replace(/'/g, "'\\''")
-  }'`
+  `${Accounts.loginCommand(account)} --token-file '${defaultTokenFile.replace(/'/g, "'\\''")}'`
 
 /**
  * Runs until interrupted.
@@ -145,14 +142,14 @@ export const run = (
           execute: options.executor === undefined ? undefined : yield* options.executor({ name, tokenFile }),
           onTick: onTick(name),
           maxWait,
-          login: loginCommandOf(defaultTokenFile, name).replace(/ --token-file .*$/, "")
+          login: Accounts.loginCommand(name)
         })
         yield* refresher.load
         const fiber = yield* refresher.run.pipe(
           Effect.annotateLogs({ account: name }),
           Effect.forkIn(scope)
         )
-        accounts.set(name, { name, tokenFile, refresher, fiber, ticked: false })
+        accounts.set(name, { name, refresher, fiber, ticked: false })
         return refresher
       }).pipe(Effect.annotateLogs({ account: name }))
 
@@ -275,9 +272,10 @@ export const run = (
     for (const account of accounts.values()) {
       const snapshot = account.refresher.snapshot()
       if (snapshot.status !== "needs_login") continue
-      const command = loginCommandOf(defaultTokenFile, account.name).replace(/ --token-file .*$/, "")
       yield* Effect.logWarning(
-        `waiting for \`${command}\`: the socket answers 503 needs_login until a token file appears`
+        `waiting for \`${
+          Accounts.loginCommand(account.name)
+        }\`: the socket answers 503 needs_login until a token file appears`
       ).pipe(Effect.annotateLogs({ account: account.name, reason: snapshot.lastError ?? "no token file" }))
     }
     // The socket serves: systemd may start what depends on the daemon.

@@ -21,6 +21,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 
+import * as Accounts from "./Accounts.js"
 import * as SocketClient from "./SocketClient.js"
 import * as TokenFile from "./TokenFile.js"
 import * as Wire from "./Wire.js"
@@ -49,9 +50,7 @@ export const makeSocket = (
   socketPath: string,
   options: { readonly account?: string | undefined } = {}
 ): TokenSource.TokenSourceShape => {
-  const query = options.account === undefined || options.account === "default"
-    ? ""
-    : `?account=${encodeURIComponent(options.account)}`
+  const account = options.account ?? Accounts.defaultName
   const ask = (method: "GET" | "POST", path: string, timeoutMillis?: number) =>
     Effect.flatMap(
       SocketClient.request(socketPath, method, path, timeoutMillis).pipe(
@@ -63,14 +62,14 @@ export const makeSocket = (
       ),
       (reply) => fromReply(reply, socketPath)
     )
-  const get = ask("GET", `/token.json${query}`)
+  const get = ask("GET", Accounts.socketPath("/token.json", account))
   return {
     get,
     invalidate: (rejected) =>
       Effect.flatMap(get, (current) =>
         Redacted.value(current) !== Redacted.value(rejected)
           ? Effect.succeed(current)
-          : ask("POST", `/refresh${query}`, 30_000))
+          : ask("POST", Accounts.socketPath("/refresh", account), 30_000))
   }
 }
 

@@ -226,7 +226,7 @@ export const clientSecret = (
 
 /**
  * The full Strava config for the commands that talk to Strava, for the account the flags name: the client id
- * from `--client-id`, else the account's own app (`Accounts.readSettings`), else `STRAVA_CLIENT_ID`; the secret
+ * from `--client-id`, else the account's own app (`readAccountSettings`), else `STRAVA_CLIENT_ID`; the secret
  * from `--client-secret-file`, else the account's app's secret file, else `clientSecret`.
  *
  * @since 0.1.0
@@ -243,7 +243,7 @@ export const strava = (
       ? flags.clientId
       : Option.isSome(own)
       ? Option.some(own.value.clientId)
-      : yield* pick(flags.clientId, "STRAVA_CLIENT_ID")
+      : yield* fromEnv("STRAVA_CLIENT_ID")
     if (Option.isNone(id)) {
       return yield* new ConfigurationError({
         detail: "STRAVA_CLIENT_ID is not set. Set it (or pass --client-id) to your app's numeric Client ID from " +

@@ -42,6 +42,7 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 
+import * as Accounts from "./Accounts.js"
 import type { ConfigurationError } from "./DaemonError.js"
 import { DaemonFailure } from "./DaemonError.js"
 import * as Metrics from "./Metrics.js"
@@ -178,18 +179,16 @@ const routes: Record<string, string> = {
   "/accounts": "GET"
 }
 
-const DEFAULT_ACCOUNT = "default"
-
 /** The account a request names (`?account=NAME`), or `default`. */
 const accountParameter = (url: string, query: number): string => {
-  if (query < 0) return DEFAULT_ACCOUNT
+  if (query < 0) return Accounts.defaultName
   const named = new URLSearchParams(url.slice(query + 1)).get("account")
-  return named === null ? DEFAULT_ACCOUNT : named
+  return named === null ? Accounts.defaultName : named
 }
 
 /** The handlers of the account a request names; `undefined` when the daemon serves no such account. */
 const accountOf = (handlers: Handlers, name: string): AccountHandlers | undefined =>
-  name === DEFAULT_ACCOUNT ? handlers : handlers.account?.(name)
+  name === Accounts.defaultName ? handlers : handlers.account?.(name)
 
 const unknownAccount = (res: Http.ServerResponse, name: string) =>
   sendJson(res, 404, {
@@ -277,7 +276,7 @@ const other = (
     return void res.end(body)
   }
   if (path === "/accounts") {
-    const all = handlers.accounts?.() ?? [{ name: DEFAULT_ACCOUNT, snapshot: handlers.snapshot() }]
+    const all = handlers.accounts?.() ?? [{ name: Accounts.defaultName, snapshot: handlers.snapshot() }]
     const now = handlers.now()
     const body: Wire.AccountsReply = {
       version: Wire.version,

@@ -68,10 +68,7 @@ if (fast === undefined || account === undefined || Accounts.problem(account, "--
     process.stderr.write(`strava-auth: ${refusal}\n`)
     process.exitCode = 78 // configuration (DaemonError.ExitCode)
   } else {
-    const path = account === Accounts.defaultName
-      ? "/token.json"
-      : `/token.json?account=${encodeURIComponent(account)}`
-    FastToken.ask(socketPath, path, (reply) => {
+    FastToken.ask(socketPath, Accounts.socketPath("/token.json", account), (reply) => {
       // 404: the daemon does not serve this account (yet); its file is the answer, as with no daemon
       if (reply._tag === "Reply" && reply.status !== 404) return answer(reply.status, reply.body, fast.json)
       // No daemon: the token file, when it holds a token with more than the margin left; else the full path
